@@ -1,0 +1,32 @@
+# Copyright 2026 IMPACT
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+{
+    "name": "IMPACT Calendar Integration",
+    "summary": "Push booked classes one-way into each instructor's Google or Outlook calendar",
+    "version": "18.0.1.0.0",
+    "category": "Productivity/Calendar",
+    "website": "https://github.com/impact/impact_calendar_integration",
+    "author": "IMPACT",
+    "maintainers": ["impact"],
+    "license": "LGPL-3",
+    "development_status": "Beta",
+    "application": False,
+    "installable": True,
+    "depends": ["calendar"],
+    "external_dependencies": {
+        "python": ["google-api-python-client", "msal", "requests", "cryptography"],
+    },
+    "data": [
+        "security/impact_calendar_security.xml",
+        "security/ir.model.access.csv",
+        "data/ir_config_parameter.xml",
+        "data/ir_cron.xml",
+        "data/ir_actions.xml",
+        "wizards/impact_calendar_disconnect_views.xml",
+        "views/impact_calendar_account_views.xml",
+        "views/impact_calendar_link_views.xml",
+        "views/res_users_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/impact_calendar_menus.xml",
+    ],
+}

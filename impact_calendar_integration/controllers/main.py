@@ -1,0 +1,165 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""OAuth connect flow: /impact_calendar/oauth/<provider>/start and /callback.
+
+The ``state`` is signed with the database secret and bound to the user, the session and the
+provider; it is single use (its nonce is popped from the session) and short-lived. Every check
+runs before the code is sent to the provider's token endpoint. Microsoft answers in query mode
+(a top-level GET): Odoo 18's session cookie has no SameSite attribute, so browsers treat it as
+Lax and a cross-site form_post would arrive without the session.
+"""
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import time
+
+from werkzeug.exceptions import Forbidden, NotFound
+
+from odoo import _, http
+from odoo.exceptions import UserError
+from odoo.http import request
+from odoo.tools.misc import consteq, hmac as odoo_hmac
+
+from ..sync import oauth_google, oauth_microsoft
+from ..sync.outcomes import AuthRevoked, ProviderError
+
+_logger = logging.getLogger(__name__)
+
+GROUP = "impact_calendar_integration.group_calendar_integration"
+PROVIDERS = ("google", "microsoft")
+STATE_TTL = 600  # seconds between Connect and the provider's redirect back
+SESSION_KEY = "impact_calendar_oauth"
+HMAC_SCOPE = "impact_calendar_integration.oauth_state"
+PREFERENCES_URL = "/odoo/external-calendar"
+
+
+class StateError(Exception):
+    """The callback's state is forged, expired, replayed, or not this user's."""
+
+
+def _b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _session_binding():
+    # The sid itself never leaves the server; only a digest of it goes into the signed state.
+    return hashlib.sha256(request.session.sid.encode()).hexdigest()[:32]
+
+
+def sign_state(env, provider, uid, nonce, expires):
+    claims = {"p": provider, "u": uid, "s": _session_binding(), "n": nonce, "e": int(expires)}
+    body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    return f"{body}.{odoo_hmac(env(su=True), HMAC_SCOPE, body)}"
+
+
+def check_state(env, state, provider):
+    """Return the nonce of a valid state for this user, session and provider, else raise."""
+    try:
+        body, signature = (state or "").rsplit(".", 1)
+    except ValueError as exc:
+        raise StateError("malformed state") from exc
+    if not consteq(odoo_hmac(env(su=True), HMAC_SCOPE, body), signature):
+        raise StateError("bad signature")
+    try:
+        claims = json.loads(_unb64(body))
+    except ValueError as exc:
+        raise StateError("unreadable state") from exc
+    if claims.get("p") != provider:
+        raise StateError("state issued for another provider")
+    if claims.get("u") != env.uid:
+        raise StateError("state issued for another user")
+    if claims.get("s") != _session_binding():
+        raise StateError("state issued for another session")
+    if claims.get("e", 0) < time.time():
+        raise StateError("state expired")
+    return claims["n"]
+
+
+class ImpactCalendarOAuth(http.Controller):
+    def _check_access(self, provider):
+        if provider not in PROVIDERS:
+            raise NotFound()
+        if not request.env.user.has_group(GROUP):
+            raise Forbidden(_("You are not allowed to connect an external calendar."))
+
+    def _back_to_preferences(self, notice=None):
+        if notice:
+            request.env.user.sudo().impact_calendar_notice = notice
+        return request.redirect(PREFERENCES_URL, code=303, local=True)
+
+    @http.route("/impact_calendar/oauth/<string:provider>/start", type="http", auth="user", methods=["GET"])
+    def oauth_start(self, provider, **kwargs):
+        self._check_access(provider)
+        accounts = request.env["impact.calendar.account"]
+        try:
+            config = accounts._provider_config(provider)
+        except UserError as exc:
+            return self._back_to_preferences(exc.args[0])
+        nonce = secrets.token_urlsafe(16)
+        state = sign_state(request.env, provider, request.env.uid, nonce, time.time() + STATE_TTL)
+        redirect_uri = accounts._redirect_uri(provider)
+        pending = {"provider": provider, "expires": time.time() + STATE_TTL}
+        if provider == "google":
+            pending["code_verifier"] = oauth_google.new_code_verifier()
+            url = oauth_google.authorization_url(config, redirect_uri, state, pending["code_verifier"])
+        else:
+            pending["flow"] = oauth_microsoft.start_flow(config, redirect_uri, state)
+            url = pending["flow"]["auth_uri"]
+        flows = {
+            key: value
+            for key, value in request.session.get(SESSION_KEY, {}).items()
+            if value.get("expires", 0) > time.time()
+        }
+        flows[nonce] = pending
+        request.session[SESSION_KEY] = flows
+        return request.redirect(url, code=303, local=False)
+
+    @http.route("/impact_calendar/oauth/<string:provider>/callback", type="http", auth="user", methods=["GET"])
+    def oauth_callback(self, provider, state=None, code=None, error=None, **kwargs):
+        self._check_access(provider)
+        try:
+            nonce = check_state(request.env, state, provider)
+        except StateError as exc:
+            _logger.warning("Refused calendar OAuth callback for user %s: %s", request.env.uid, exc)
+            return request.make_response(
+                _("This calendar connection link is invalid, expired or already used. Start again from Preferences."),
+                headers=[("Content-Type", "text/plain; charset=utf-8")],
+                status=400,
+            )
+        flows = dict(request.session.get(SESSION_KEY, {}))
+        pending = flows.pop(nonce, None)
+        request.session[SESSION_KEY] = flows  # single use, whatever happens next
+        if not pending or pending.get("provider") != provider:
+            _logger.warning("Refused replayed calendar OAuth callback for user %s", request.env.uid)
+            return request.make_response(
+                _("This calendar connection link was already used. Start again from Preferences."),
+                headers=[("Content-Type", "text/plain; charset=utf-8")],
+                status=400,
+            )
+        if error:
+            if error == "access_denied":
+                return self._back_to_preferences(_("Connection cancelled: the calendar access was not granted."))
+            return self._back_to_preferences(
+                _("The provider refused the connection: %(error)s", error=kwargs.get("error_description") or error)
+            )
+        accounts = request.env["impact.calendar.account"]
+        try:
+            config = accounts._provider_config(provider)
+            if provider == "google":
+                tokens, email = oauth_google.exchange_code(
+                    config, code, accounts._redirect_uri(provider), pending["code_verifier"]
+                )
+            else:
+                auth_response = dict(kwargs, state=state, code=code)
+                tokens, email = oauth_microsoft.finish_flow(config, pending["flow"], auth_response)
+            accounts._connect(request.env.user, provider, tokens, email)
+        except (AuthRevoked, ProviderError, UserError) as exc:
+            _logger.info("Calendar OAuth for user %s failed: %s", request.env.uid, exc)
+            return self._back_to_preferences(_("Connection failed: %(reason)s", reason=str(exc)))
+        return self._back_to_preferences()

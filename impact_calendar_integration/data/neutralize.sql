@@ -1,0 +1,4 @@
+-- A neutralized copy must never push to (or hold tokens of) real calendars.
+DELETE FROM impact_calendar_credential;
+UPDATE impact_calendar_account SET state = 'needs_reconnect', last_error = 'Database neutralized: reconnect to sync.';
+UPDATE impact_calendar_link SET state = 'paused' WHERE dirty;

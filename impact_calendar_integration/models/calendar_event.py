@@ -1,0 +1,88 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import ast
+
+from odoo import api, models
+
+from ..sync.payload import ClassSnapshot
+
+# Fields the external event shows or that decide whether it exists. A write touching none of
+# them (an alarm, a chatter message, a privacy flag) costs nothing and calls no provider.
+SYNCED_FIELDS = frozenset(
+    {
+        "name",
+        "start",
+        "stop",
+        "allday",
+        "start_date",
+        "stop_date",
+        "duration",
+        "location",
+        "videocall_location",
+        "active",
+        "user_id",
+        "partner_ids",
+        "attendee_ids",
+    }
+)
+
+
+class CalendarEvent(models.Model):
+    _inherit = "calendar.event"
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        events = super().create(vals_list)
+        self.env["impact.calendar.link"]._mark_events_dirty(events.ids)
+        return events
+
+    def write(self, vals):
+        result = super().write(vals)
+        if not SYNCED_FIELDS.isdisjoint(vals) or not self._impact_scope_fields().isdisjoint(vals):
+            self.env["impact.calendar.link"]._mark_events_dirty(self.ids)
+        return result
+
+    def unlink(self):
+        self.env["impact.calendar.link"]._mark_events_dirty(self.ids)
+        return super().unlink()
+
+    @api.model
+    def _impact_scope_fields(self):
+        """Fields the admin's availability domain looks at: changing them may add or remove a class."""
+        raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain") or "[]"
+        try:
+            domain = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return frozenset()
+        return frozenset(
+            leaf[0].split(".", 1)[0] for leaf in domain if isinstance(leaf, (list, tuple)) and leaf
+        )
+
+    def _impact_calendar_roster(self, user):
+        """Booked attendees: everyone but the organizer's own partner, declined ones excluded."""
+        self.ensure_one()
+        return self.attendee_ids.filtered(
+            lambda att: att.partner_id != user.partner_id and att.state != "declined"
+        )
+
+    def _impact_calendar_snapshot(self, user, include_names=False, marker=""):
+        """The class as the instructor's external calendar shows it, or None when nobody is booked."""
+        self.ensure_one()
+        roster = self._impact_calendar_roster(user)
+        if not roster:
+            return None
+        base_url = self.get_base_url()
+        return ClassSnapshot(
+            event_ref=self.id,
+            name=self.name or "",
+            start=self.start,
+            stop=self.stop,
+            allday=self.allday,
+            start_date=self.start_date,
+            stop_date=self.stop_date,
+            location=self.location or "",
+            videocall_url=self.videocall_location or "",
+            roster_count=len(roster),
+            roster_names=tuple(sorted(roster.mapped(lambda att: att.partner_id.name or att.email or ""))) if include_names else (),
+            record_url=f"{base_url}/odoo/calendar.event/{self.id}",
+            marker=marker,
+        )

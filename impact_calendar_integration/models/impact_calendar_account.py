@@ -1,0 +1,246 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+import logging
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+
+from ..sync import oauth_google
+from ..sync.config import GoogleConfig, MicrosoftConfig
+from ..sync.providers.google import GoogleCalendarClient
+from ..sync.providers.microsoft import GraphCalendarClient
+from ..sync.vault import VaultKeyError
+
+_logger = logging.getLogger(__name__)
+
+PROVIDERS = [("google", "Google Calendar"), ("microsoft", "Outlook / Office 365")]
+PARAM = "impact_calendar.%s"
+
+
+class ImpactCalendarAccount(models.Model):
+    """One user's connection to their external calendar (at most one per user)."""
+
+    _name = "impact.calendar.account"
+    _description = "External Calendar Connection"
+    _rec_name = "email"
+    _order = "user_id"
+
+    user_id = fields.Many2one(
+        "res.users", required=True, ondelete="cascade", index=True, readonly=True
+    )
+    provider = fields.Selection(PROVIDERS, required=True, readonly=True)
+    email = fields.Char("Account", readonly=True)
+    state = fields.Selection(
+        [
+            ("connected", "Connected"),
+            ("needs_reconnect", "Needs reconnect"),
+            ("disconnecting", "Disconnecting"),
+        ],
+        default="connected",
+        required=True,
+        readonly=True,
+    )
+    connected_at = fields.Datetime("Connected since", readonly=True)
+    last_push_at = fields.Datetime("Last successful push", readonly=True)
+    last_error = fields.Char(readonly=True)
+    remove_on_disconnect = fields.Boolean(
+        readonly=True, help="Set while disconnecting: our events are being removed first."
+    )
+    link_ids = fields.One2many("impact.calendar.link", "account_id", readonly=True)
+    pending_count = fields.Integer("Waiting", compute="_compute_link_counts")
+    failed_count = fields.Integer("Failed", compute="_compute_link_counts")
+    synced_count = fields.Integer("In calendar", compute="_compute_link_counts")
+    native_sync_conflict = fields.Boolean(compute="_compute_native_sync_conflict")
+
+    _sql_constraints = [
+        ("user_uniq", "unique(user_id)", "A user connects one external calendar at a time."),
+    ]
+
+    @api.depends("link_ids.state", "link_ids.dirty", "link_ids.external_id")
+    def _compute_link_counts(self):
+        groups = self.env["impact.calendar.link"].sudo()._read_group(
+            [("account_id", "in", self.ids)],
+            ["account_id", "state", "dirty"],
+            ["__count"],
+        )
+        counts = {}
+        for account, state, dirty, count in groups:
+            bucket = counts.setdefault(account.id, {"pending": 0, "failed": 0, "synced": 0})
+            if state == "rejected" or (state == "retrying" and dirty):
+                bucket["failed"] += count
+            elif dirty:
+                bucket["pending"] += count
+            elif state == "synced":
+                bucket["synced"] += count
+        for account in self:
+            bucket = counts.get(account.id, {})
+            account.pending_count = bucket.get("pending", 0)
+            account.failed_count = bucket.get("failed", 0)
+            account.synced_count = bucket.get("synced", 0)
+
+    def _compute_native_sync_conflict(self):
+        for account in self:
+            account.native_sync_conflict = account.user_id._impact_native_sync_active(
+                account.provider
+            )
+
+    # -- settings -----------------------------------------------------------------
+    @api.model
+    def _param(self, name, default=""):
+        return self.env["ir.config_parameter"].sudo().get_param(PARAM % name) or default
+
+    @api.model
+    def _google_config(self):
+        defaults = GoogleConfig("", "")
+        return GoogleConfig(
+            client_id=self._param("google_client_id"),
+            client_secret=self._param("google_client_secret"),
+            auth_endpoint=self._param("google_auth_endpoint", defaults.auth_endpoint),
+            token_endpoint=self._param("google_token_endpoint", defaults.token_endpoint),
+            revoke_endpoint=self._param("google_revoke_endpoint", defaults.revoke_endpoint),
+            api_endpoint=self._param("google_api_endpoint", defaults.api_endpoint),
+        )
+
+    @api.model
+    def _microsoft_config(self):
+        defaults = MicrosoftConfig("", "")
+        return MicrosoftConfig(
+            client_id=self._param("microsoft_client_id"),
+            client_secret=self._param("microsoft_client_secret"),
+            tenant=self._param("microsoft_tenant", defaults.tenant),
+            authority_host=self._param("microsoft_authority_host", defaults.authority_host),
+            graph_endpoint=self._param("microsoft_graph_endpoint", defaults.graph_endpoint),
+        )
+
+    @api.model
+    def _provider_config(self, provider):
+        config = self._google_config() if provider == "google" else self._microsoft_config()
+        if not (config.client_id and config.client_secret):
+            raise UserError(
+                _(
+                    "%(provider)s is not configured yet: ask an administrator to enter the "
+                    "client id and secret in Settings > External Calendar.",
+                    provider=dict(PROVIDERS)[provider],
+                )
+            )
+        return config
+
+    @api.model
+    def _redirect_uri(self, provider):
+        base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+        return f"{base.rstrip('/')}/impact_calendar/oauth/{provider}/callback"
+
+    # -- tokens and clients ---------------------------------------------------------
+    def _credential(self):
+        self.ensure_one()
+        return self.env["impact.calendar.credential"].sudo().search(
+            [("account_id", "=", self.id)], limit=1
+        )
+
+    def _store_tokens(self, tokens):
+        self.ensure_one()
+        credential = self._credential() or self.env["impact.calendar.credential"].sudo().create(
+            {"account_id": self.id}
+        )
+        credential._write_tokens(tokens)
+
+    def _client(self):
+        """The provider client acting for this account; persists refreshed/rotated tokens."""
+        self.ensure_one()
+        tokens = self._credential()._read_tokens()
+        config = self._provider_config(self.provider)
+        client_class = GoogleCalendarClient if self.provider == "google" else GraphCalendarClient
+        return client_class(config, tokens, on_tokens=self._store_tokens)
+
+    # -- lifecycle --------------------------------------------------------------------
+    @api.model
+    def _connect(self, user, provider, tokens, email):
+        """Called by the OAuth callback once the provider gave us tokens."""
+        account = self.sudo().search([("user_id", "=", user.id)], limit=1)
+        if account and account.provider != provider:
+            raise UserError(
+                _("Disconnect %(current)s before connecting another calendar.", current=account.email)
+            )
+        values = {
+            "provider": provider,
+            "email": email,
+            "state": "connected",
+            "last_error": False,
+            "remove_on_disconnect": False,
+            "connected_at": fields.Datetime.now(),
+        }
+        if account:
+            account.write(values)
+        else:
+            account = self.sudo().create(dict(values, user_id=user.id))
+        account._store_tokens(tokens)
+        links = self.env["impact.calendar.link"].sudo()
+        links._resume_account(account)
+        links._mark_users_dirty(user.ids, backfill=True)
+        user.sudo().impact_calendar_notice = False
+        return account
+
+    def _mark_needs_reconnect(self, message):
+        self.sudo().write({"state": "needs_reconnect", "last_error": message})
+        _logger.info("Calendar account %s needs reconnect: %s", self.ids, message)
+
+    def _check_owner_or_manager(self):
+        manager = self.env.user.has_group(
+            "impact_calendar_integration.group_calendar_integration_manager"
+        )
+        for account in self:
+            if account.user_id != self.env.user and not manager:
+                raise AccessError(_("You can only manage your own calendar connection."))
+
+    def action_resync(self):
+        """Push every booked class again, whether or not we think the provider has it."""
+        self._check_owner_or_manager()
+        links = self.env["impact.calendar.link"].sudo()
+        for account in self.sudo():
+            links._resume_account(account)
+            links.search([("account_id", "=", account.id)]).write({"pushed_hash": False})
+            links._mark_users_dirty(account.user_id.ids, backfill=True)
+        return True
+
+    def action_disconnect(self):
+        self._check_owner_or_manager()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Disconnect external calendar"),
+            "res_model": "impact.calendar.disconnect",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_account_id": self.id},
+        }
+
+    def _disconnect(self, keep_events):
+        """Disconnect: remove our future events first (unless kept), then revoke and erase."""
+        self._check_owner_or_manager()
+        for account in self.sudo():
+            if keep_events or account.state == "needs_reconnect" or not account.synced_count:
+                account._revoke_and_erase()
+                continue
+            account.write({"state": "disconnecting", "remove_on_disconnect": True})
+            self.env["impact.calendar.link"]._mark_users_dirty(account.user_id.ids)
+
+    def _revoke_and_erase(self):
+        """Revoke at the provider where it offers it, then forget tokens and links."""
+        for account in self.sudo():
+            credential = account._credential()
+            if account.provider == "google" and credential:
+                try:
+                    tokens = credential._read_tokens()
+                    oauth_google.revoke(
+                        account._google_config(), tokens.refresh_token or tokens.access_token
+                    )
+                except VaultKeyError:
+                    _logger.info("Calendar account %s: tokens unreadable, nothing to revoke", account.id)
+            # Microsoft offers no revocation of one delegated refresh token: erasing it is all.
+            account.link_ids.unlink()
+            credential.unlink()
+            account.unlink()
+
+    def _finish_disconnect_if_done(self):
+        """A disconnecting account whose events are all removed is revoked and erased."""
+        for account in self.sudo().filtered(lambda a: a.state == "disconnecting"):
+            if not account.link_ids.filtered(lambda link: link.external_id or link.dirty):
+                account._revoke_and_erase()

@@ -1,0 +1,239 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Synchronizer: the cron worker that drains the outbox into the providers."""
+
+import ast
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from ..sync import ids, outbox, payload, planner, policy
+from ..sync.outcomes import Kind
+from ..sync.providers.base import CREATE, DELETE, Operation
+from ..sync.vault import VaultKeyError
+
+_logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 50  # links claimed per round: one Google batch, or 3 Graph batches
+LEASE_SECONDS = 300  # a claim older than this is taken over (the worker died)
+TIME_BUDGET = 240  # seconds per cron run; the cron is re-triggered for what remains
+
+
+class ImpactCalendarSynchronizer(models.AbstractModel):
+    _name = "impact.calendar.synchronizer"
+    _description = "External Calendar Synchronizer"
+
+    # -- cron entry point ------------------------------------------------------------------
+    @api.model
+    def _cron_push(self, time_budget=TIME_BUDGET):
+        started = time.monotonic()
+        done = 0
+        while time.monotonic() - started < time_budget:
+            pushed = self._push_round()
+            if not pushed:
+                break
+            done += pushed
+            self._commit()
+            self.env["ir.cron"]._notify_progress(done=done, remaining=outbox.count_due(self.env.cr))
+        self._schedule_next()
+        return done
+
+    @api.model
+    def _push_round(self, limit=BATCH_SIZE):
+        """Claim one batch, push it, record the results. Returns the number of links handled."""
+        token = uuid.uuid4().hex
+        self.env["impact.calendar.link"].flush_model()
+        claimed = outbox.claim(self.env.cr, token, limit=limit, lease=LEASE_SECONDS)
+        if not claimed:
+            return 0
+        # The lease must be visible to other workers before we talk to the network.
+        self._commit()
+        seqs = dict(claimed)
+        links = self.env["impact.calendar.link"].sudo().browse(list(seqs))
+        links.invalidate_recordset()
+        by_account = defaultdict(lambda: self.env["impact.calendar.link"].sudo())
+        for link in links:
+            by_account[link.account_id] |= link
+        for account, account_links in by_account.items():
+            self._push_account(account, account_links, token, seqs)
+        self.env["impact.calendar.account"].browse([a.id for a in by_account])._finish_disconnect_if_done()
+        self.env["impact.calendar.link"].invalidate_model()
+        return len(claimed)
+
+    @api.model
+    def _commit(self):
+        # Tests run inside one transaction that must not be committed.
+        if not getattr(threading.current_thread(), "testing", False):
+            self.env.cr.commit()
+
+    @api.model
+    def _schedule_next(self):
+        due = outbox.next_due(self.env.cr)
+        if due:
+            cron = self.env.ref("impact_calendar_integration.ir_cron_push_bookings").sudo()
+            cron._trigger(at=max(due, fields.Datetime.now()))
+
+    # -- one account -------------------------------------------------------------------------
+    def _push_account(self, account, links, token, seqs):
+        cr = self.env.cr
+        if account.state == "needs_reconnect":
+            for link in links:
+                outbox.finish_paused(cr, link.id, token, seqs[link.id], account.last_error)
+            return
+        ops, op_links = [], {}
+        for link in links:
+            op = self._operation_for(link, account, token, seqs)
+            if op:
+                ops.append(op)
+                op_links[op.key] = (link, op)
+        if not ops:
+            return
+        try:
+            client = account._client()
+        except VaultKeyError as exc:
+            account._mark_needs_reconnect(str(exc))
+            for link, _op in op_links.values():
+                outbox.finish_paused(cr, link.id, token, seqs[link.id], str(exc))
+            return
+        except UserError as exc:
+            # Settings are incomplete: keep every change and try again later.
+            for link, _op in op_links.values():
+                outbox.finish_retry(cr, link.id, token, seqs[link.id], policy.MAX_DELAY, exc.args[0])
+            return
+        outcomes = client.push(ops)
+        self._record(account, op_links, outcomes, token, seqs)
+
+    def _operation_for(self, link, account, token, seqs):
+        """Plan the link; settle at once what needs no provider call. Returns an Operation or None."""
+        cr = self.env.cr
+        seq = seqs[link.id]
+        try:
+            snapshot = self._desired_snapshot(link, account)
+            body = payload.build_body(account.provider, snapshot) if snapshot else None
+        except payload.PayloadError as exc:
+            outbox.finish_rejected(cr, link.id, token, seq, str(exc))
+            return None
+        if body is None and link.external_id and self._forget_instead_of_delete(link, account):
+            outbox.finish_done(cr, link.id, token, seq, None, None, link.generation)
+            return None
+        step = planner.plan(link.external_id, link.pushed_hash, body, body and payload.body_hash(body))
+        if step.action == planner.NOTHING:
+            outbox.finish_done(cr, link.id, token, seq, link.external_id, step.body_hash, link.generation)
+            return None
+        client_id = None
+        if step.action == CREATE:
+            make_id = ids.deterministic_event_id if account.provider == "google" else ids.transaction_id
+            client_id = make_id(self._namespace(), link.event_ref, link.user_id.id, link.generation)
+        return Operation(
+            key=link.id,
+            action=step.action,
+            body=step.body,
+            external_id=link.external_id,
+            client_id=client_id,
+            meta={"hash": step.body_hash},
+        )
+
+    def _forget_instead_of_delete(self, link, account):
+        """Past classes stay in the calendar when syncing stops (disconnect, group lost)."""
+        if self._user_enabled(account) and account.state == "connected":
+            return False
+        event = link.event_id
+        return bool(event) and event.stop and event.stop < fields.Datetime.now()
+
+    def _record(self, account, op_links, outcomes, token, seqs):
+        cr = self.env.cr
+        pushed_any = False
+        for key, (link, op) in op_links.items():
+            outcome = outcomes[key]
+            seq = seqs[link.id]
+            kind = outcome.kind
+            if kind is Kind.DONE or (kind is Kind.GONE and op.action == DELETE):
+                external_id = None if op.action == DELETE else (outcome.external_id or op.external_id)
+                outbox.finish_done(cr, link.id, token, seq, external_id, op.meta.get("hash"), link.generation)
+                pushed_any = True
+            elif kind is Kind.GONE:
+                # Odoo is the truth: the event vanished at the provider (or its id is burned), recreate.
+                outbox.finish_recreate(cr, link.id, token, seq, link.generation + 1, outcome.message)
+            elif kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
+                delay = policy.retry_delay(outcome, link.attempts + 1)
+                outbox.finish_retry(cr, link.id, token, seq, delay, outcome.message or kind.value)
+                if kind is Kind.RATE_LIMITED:
+                    self._hold_account(account, delay)
+            elif kind is Kind.AUTH_REVOKED:
+                account._mark_needs_reconnect(outcome.message or "access revoked")
+                outbox.finish_paused(cr, link.id, token, seq, outcome.message)
+            else:
+                outbox.finish_rejected(cr, link.id, token, seq, outcome.message or kind.value)
+                account.sudo().last_error = outcome.message
+        if pushed_any:
+            values = {"last_push_at": fields.Datetime.now()}
+            if account.state == "connected":
+                values["last_error"] = False
+            account.sudo().write(values)
+
+    def _hold_account(self, account, delay):
+        """A throttled account waits as a whole; other accounts go on."""
+        self.env.cr.execute(
+            """UPDATE impact_calendar_link
+                  SET next_try = greatest(coalesce(next_try, now() AT TIME ZONE 'UTC'),
+                                          (now() AT TIME ZONE 'UTC') + make_interval(secs => %s))
+                WHERE account_id = %s AND dirty AND claim_token IS NULL""",
+            (delay, account.id),
+        )
+
+    # -- what the external calendar must show ------------------------------------------------
+    @api.model
+    def _namespace(self):
+        return self.env["ir.config_parameter"].sudo().get_param("database.uuid", "")
+
+    def _user_enabled(self, account):
+        user = account.user_id
+        return (
+            user.active
+            and user.has_group("impact_calendar_integration.group_calendar_integration")
+            and not account.native_sync_conflict
+        )
+
+    def _desired_snapshot(self, link, account):
+        """The ClassSnapshot the external event must show, or None when it must not exist."""
+        event = link.event_id.with_context(active_test=False).sudo()
+        if not event or not event.active or event.user_id != link.user_id:
+            return None
+        if account.state != "connected" or not self._user_enabled(account):
+            return None
+        if not self._in_scope(event):
+            return None
+        return event._impact_calendar_snapshot(
+            link.user_id, include_names=self._include_names(), marker=f"{self._namespace()}:{event.id}"
+        )
+
+    def _include_names(self):
+        param = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.include_student_names")
+        return param in ("1", "True", "true")
+
+    def _in_scope(self, event):
+        raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain") or "[]"
+        try:
+            domain = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            _logger.warning("impact_calendar.event_domain is not a valid domain: %r", raw)
+            domain = []
+        return not domain or bool(event.filtered_domain(domain))
+
+    # -- helpers for tests and the Resync button -----------------------------------------------
+    @api.model
+    def _drain(self, rounds=20):
+        """Run rounds until nothing is due (tests, the first-run demo)."""
+        total = 0
+        for _round in range(rounds):
+            pushed = self._push_round()
+            if not pushed:
+                break
+            total += pushed
+        return total
+
+

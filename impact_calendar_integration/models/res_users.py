@@ -1,0 +1,145 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError
+
+from .impact_calendar_account import PROVIDERS
+
+GROUP = "impact_calendar_integration.group_calendar_integration"
+
+PREFERENCE_FIELDS = [
+    "impact_calendar_account_id",
+    "impact_calendar_provider",
+    "impact_calendar_email",
+    "impact_calendar_state",
+    "impact_calendar_connected_at",
+    "impact_calendar_last_push_at",
+    "impact_calendar_last_error",
+    "impact_calendar_pending_count",
+    "impact_calendar_failed_count",
+    "impact_calendar_synced_count",
+    "impact_calendar_native_conflict",
+    "impact_calendar_notice",
+]
+
+
+class ResUsers(models.Model):
+    _inherit = "res.users"
+
+    impact_calendar_account_id = fields.Many2one(
+        "impact.calendar.account", compute="_compute_impact_calendar", string="External calendar"
+    )
+    impact_calendar_provider = fields.Selection(PROVIDERS, compute="_compute_impact_calendar", string="Provider")
+    impact_calendar_email = fields.Char(compute="_compute_impact_calendar", string="Connected account")
+    impact_calendar_state = fields.Selection(
+        [
+            ("connected", "Connected"),
+            ("needs_reconnect", "Needs reconnect"),
+            ("disconnecting", "Disconnecting"),
+        ],
+        compute="_compute_impact_calendar",
+        string="External calendar status",
+    )
+    impact_calendar_connected_at = fields.Datetime(compute="_compute_impact_calendar", string="Connected since")
+    impact_calendar_last_push_at = fields.Datetime(compute="_compute_impact_calendar", string="Last successful push")
+    impact_calendar_last_error = fields.Char(compute="_compute_impact_calendar", string="Last error")
+    impact_calendar_pending_count = fields.Integer(compute="_compute_impact_calendar", string="Waiting to be pushed")
+    impact_calendar_failed_count = fields.Integer(compute="_compute_impact_calendar", string="Failed")
+    impact_calendar_synced_count = fields.Integer(compute="_compute_impact_calendar", string="Classes in calendar")
+    impact_calendar_native_conflict = fields.Boolean(compute="_compute_impact_calendar")
+    impact_calendar_notice = fields.Char(
+        "External calendar notice", readonly=True, copy=False,
+        help="Outcome of the last connection attempt, shown once in Preferences.",
+    )
+
+    @property
+    def SELF_READABLE_FIELDS(self):
+        return super().SELF_READABLE_FIELDS + PREFERENCE_FIELDS
+
+    def _compute_impact_calendar(self):
+        accounts = self.env["impact.calendar.account"].sudo().search([("user_id", "in", self.ids)])
+        by_user = {account.user_id.id: account for account in accounts}
+        for user in self:
+            account = by_user.get(user.id, self.env["impact.calendar.account"])
+            user.impact_calendar_account_id = account
+            user.impact_calendar_provider = account.provider
+            user.impact_calendar_email = account.email
+            user.impact_calendar_state = account.state
+            user.impact_calendar_connected_at = account.connected_at
+            user.impact_calendar_last_push_at = account.last_push_at
+            user.impact_calendar_last_error = account.last_error
+            user.impact_calendar_pending_count = account.pending_count
+            user.impact_calendar_failed_count = account.failed_count
+            user.impact_calendar_synced_count = account.synced_count
+            user.impact_calendar_native_conflict = bool(account) and account.native_sync_conflict
+
+    def _impact_native_sync_active(self, provider):
+        """Whether Odoo's own google_calendar / microsoft_calendar already syncs this user."""
+        self.ensure_one()
+        status_method = {"google": "_get_google_sync_status", "microsoft": "_get_microsoft_sync_status"}.get(provider)
+        if not status_method or not hasattr(self, status_method):
+            return False
+        return getattr(self.sudo(), status_method)() == "sync_active"
+
+    # -- Preferences buttons -------------------------------------------------------------
+    def _impact_check_self(self):
+        self.ensure_one()
+        if self != self.env.user or not self.env.user.has_group(GROUP):
+            raise AccessError(_("Only you can connect your own external calendar."))
+
+    def _impact_start_url(self, provider):
+        self._impact_check_self()
+        return {
+            "type": "ir.actions.act_url",
+            "url": f"/impact_calendar/oauth/{provider}/start",
+            "target": "self",
+        }
+
+    def action_impact_calendar_connect_google(self):
+        return self._impact_start_url("google")
+
+    def action_impact_calendar_connect_microsoft(self):
+        return self._impact_start_url("microsoft")
+
+    def action_impact_calendar_disconnect(self):
+        self._impact_check_self()
+        return self.impact_calendar_account_id.action_disconnect()
+
+    def action_impact_calendar_resync(self):
+        self._impact_check_self()
+        self.impact_calendar_account_id.action_resync()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "message": _("Every booked class will be pushed again in a moment."),
+                "type": "success",
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
+    def action_impact_calendar_dismiss_notice(self):
+        self._impact_check_self()
+        self.sudo().impact_calendar_notice = False
+        return True
+
+    @api.model
+    def _impact_preferences_action(self):
+        """Preferences of the current user in a full page: where the OAuth callback lands."""
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Preferences"),
+            "res_model": "res.users",
+            "res_id": self.env.user.id,
+            "view_mode": "form",
+            "views": [(self.env.ref("base.view_users_form_simple_modif").id, "form")],
+            "target": "current",
+        }
+
+    # -- listener: group or activity change starts or stops syncing -------------------------
+    def write(self, vals):
+        result = super().write(vals)
+        if "active" in vals or "groups_id" in vals or any(
+            key.startswith(("in_group_", "sel_groups_")) for key in vals
+        ):
+            self.env["impact.calendar.link"]._mark_users_dirty(self.ids, backfill=True)
+        return result

@@ -1,0 +1,41 @@
+"""Connection settings of each provider, as plain values (the Odoo layer reads them from
+system parameters). Endpoints are settings so that sovereign clouds and tests can change them."""
+
+from dataclasses import dataclass
+
+DEFAULT_TIMEOUT = 20  # seconds, for every HTTP call of the core
+
+GOOGLE_SCOPES = ("https://www.googleapis.com/auth/calendar.events", "openid", "email")
+MICROSOFT_SCOPES = ("Calendars.ReadWrite", "User.Read")  # MSAL adds openid profile offline_access
+
+
+@dataclass(frozen=True)
+class GoogleConfig:
+    client_id: str
+    client_secret: str
+    auth_endpoint: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    token_endpoint: str = "https://oauth2.googleapis.com/token"
+    revoke_endpoint: str = "https://oauth2.googleapis.com/revoke"
+    api_endpoint: str = "https://www.googleapis.com/calendar/v3/"  # ends with "/"
+    calendar_id: str = "primary"
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class MicrosoftConfig:
+    client_id: str
+    client_secret: str
+    tenant: str = "common"
+    authority_host: str = "https://login.microsoftonline.com"
+    graph_endpoint: str = "https://graph.microsoft.com/v1.0"  # no trailing "/"
+    timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def authority(self):
+        return f"{self.authority_host.rstrip('/')}/{self.tenant}"
+
+    @property
+    def is_microsoft_cloud(self):
+        """MSAL's instance discovery only knows Microsoft's own hosts; skip it elsewhere."""
+        host = self.authority_host.split("://", 1)[-1].split("/", 1)[0].lower()
+        return host in ("login.microsoftonline.com", "login.microsoftonline.us", "login.partner.microsoftonline.cn")

@@ -1,0 +1,141 @@
+"""Mapper: one booked class (a plain snapshot of Odoo data) → the provider's event body.
+
+Privacy by default: title, times, place, video link, roster *count*, and a link back to Odoo.
+Student names only when the admin allows it; students are never attendees, so neither Google nor
+Outlook ever emails them. The body is deterministic, so its hash tells whether a push is needed.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+#: private marker that an external event is ours (Google extendedProperties.private key)
+MARKER_KEY = "impactCalendar"
+#: Graph single-value extended property (a string property in our own GUID namespace)
+GRAPH_MARKER_ID = "String {6e3b9e62-9a4c-4d52-8f55-2c1e1f0b7a41} Name impactCalendar"
+
+
+@dataclass(frozen=True)
+class ClassSnapshot:
+    """What the external event shows of one booked class. Times are naive UTC (Odoo's storage)."""
+
+    event_ref: int
+    name: str
+    start: datetime = None
+    stop: datetime = None
+    allday: bool = False
+    start_date: date = None
+    stop_date: date = None  # inclusive, as in Odoo
+    location: str = ""
+    videocall_url: str = ""
+    roster_count: int = 0
+    roster_names: tuple = field(default_factory=tuple)
+    record_url: str = ""
+    marker: str = ""  # identifies the database + event, stored in the private marker
+
+
+class PayloadError(ValueError):
+    """The class cannot be expressed as an external event (e.g. no start)."""
+
+
+def _utc(value):
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _check_times(snapshot):
+    if snapshot.allday:
+        start = snapshot.start_date or (snapshot.start and snapshot.start.date())
+        stop = snapshot.stop_date or (snapshot.stop and snapshot.stop.date()) or start
+        if not start:
+            raise PayloadError("the class has no start date")
+        # Providers want an exclusive end date; Odoo's is inclusive.
+        return start, max(stop, start) + timedelta(days=1)
+    if not snapshot.start:
+        raise PayloadError("the class has no start time")
+    start = _utc(snapshot.start)
+    stop = _utc(snapshot.stop) if snapshot.stop else start
+    return start, max(stop, start)
+
+
+def roster_text(snapshot):
+    count = snapshot.roster_count
+    line = "1 student booked" if count == 1 else f"{count} students booked"
+    if snapshot.roster_names:
+        line += ": " + ", ".join(snapshot.roster_names)
+    return line
+
+
+def description(snapshot):
+    lines = [roster_text(snapshot)]
+    if snapshot.videocall_url:
+        lines.append(f"Video call: {snapshot.videocall_url}")
+    if snapshot.record_url:
+        lines.append(f"Open in Odoo: {snapshot.record_url}")
+    lines.append("Managed by Odoo: changes made here are not read back and may be overwritten.")
+    return "\n".join(lines)
+
+
+def _location(snapshot):
+    return snapshot.location or snapshot.videocall_url or ""
+
+
+def google_body(snapshot):
+    start, stop = _check_times(snapshot)
+    if snapshot.allday:
+        times = {"start": {"date": start.isoformat()}, "end": {"date": stop.isoformat()}}
+    else:
+        times = {
+            "start": {"dateTime": start.isoformat() + "Z", "timeZone": "UTC"},
+            "end": {"dateTime": stop.isoformat() + "Z", "timeZone": "UTC"},
+        }
+    body = {
+        "summary": snapshot.name,
+        "description": description(snapshot),
+        "location": _location(snapshot),
+        **times,
+        "extendedProperties": {"private": {MARKER_KEY: snapshot.marker or str(snapshot.event_ref)}},
+        "transparency": "opaque",
+        "guestsCanInviteOthers": False,
+    }
+    if snapshot.record_url.startswith(("http://", "https://")):
+        body["source"] = {"title": "Odoo", "url": snapshot.record_url}
+    return body
+
+
+def _graph_time(value):
+    return {"dateTime": value.isoformat(timespec="seconds"), "timeZone": "UTC"}
+
+
+def graph_body(snapshot):
+    start, stop = _check_times(snapshot)
+    if snapshot.allday:
+        start, stop = datetime.combine(start, time.min), datetime.combine(stop, time.min)
+    return {
+        "subject": snapshot.name,
+        "body": {"contentType": "text", "content": description(snapshot)},
+        "start": _graph_time(start),
+        "end": _graph_time(stop),
+        "isAllDay": bool(snapshot.allday),
+        "location": {"displayName": _location(snapshot)},
+        "showAs": "busy",
+        "responseRequested": False,
+        "singleValueExtendedProperties": [
+            {"id": GRAPH_MARKER_ID, "value": snapshot.marker or str(snapshot.event_ref)}
+        ],
+    }
+
+
+BODY_BUILDERS = {"google": google_body, "microsoft": graph_body}
+
+
+def build_body(provider, snapshot):
+    return BODY_BUILDERS[provider](snapshot)
+
+
+def body_hash(body):
+    """Stable digest of a body: equal bodies, equal hashes, whatever the key order."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

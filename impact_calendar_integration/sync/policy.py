@@ -1,0 +1,31 @@
+"""Retry policy: when to try a failed push again."""
+
+import random
+
+from .outcomes import Kind
+
+BASE_DELAY = 30  # seconds before the first retry of a transient failure
+MAX_DELAY = 3600  # never wait more than an hour between tries
+MIN_RATE_LIMIT_DELAY = 1
+
+
+def backoff_delay(attempts, base=BASE_DELAY, cap=MAX_DELAY, rng=random):
+    """Exponential backoff with "full jitter" (AWS architecture blog): uniform in [base/2, min(cap, base*2^n)].
+
+    The floor keeps a storm of failures from retrying at once; the jitter spreads accounts apart.
+    """
+    attempts = max(int(attempts), 1)
+    ceiling = min(cap, base * (2 ** (attempts - 1)))
+    floor = min(base / 2, ceiling)
+    return rng.uniform(floor, ceiling)
+
+
+def retry_delay(outcome, attempts, rng=random):
+    """Seconds to wait before the next try, or None when retrying would not help."""
+    if outcome.kind is Kind.RATE_LIMITED:
+        if outcome.retry_after is not None:
+            return max(float(outcome.retry_after), MIN_RATE_LIMIT_DELAY)
+        return backoff_delay(attempts, base=10, rng=rng)
+    if outcome.kind is Kind.TRANSIENT:
+        return backoff_delay(attempts, rng=rng)
+    return None

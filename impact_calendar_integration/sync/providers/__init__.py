@@ -1,0 +1,1 @@
+"""Provider clients (adapters): one per external calendar service, same interface."""

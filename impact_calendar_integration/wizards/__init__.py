@@ -1,0 +1,1 @@
+from . import impact_calendar_disconnect

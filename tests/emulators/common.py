@@ -1,0 +1,238 @@
+"""Threaded loopback HTTP(S) server with a request log and fault injection."""
+
+import json
+import re
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Fault:
+    """A fault served instead of the normal answer to requests whose path matches.
+
+    status: HTTP status to answer with (with ``body`` as JSON and ``headers``);
+    delay: seconds to sleep before answering normally (or before the fault);
+    drop: close the connection without answering;
+    times: how many matching requests it hits (None: until cleared).
+    """
+
+    path: str
+    method: str = None
+    status: int = None
+    body: object = None
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+    times: int = 1
+    after_handling: bool = False  # drop/delay only after the real handler ran (crash-after-commit)
+
+    def matches(self, method, path):
+        if self.method and self.method.upper() != method:
+            return False
+        return re.search(self.path, path) is not None
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict
+    headers: dict
+    body: bytes
+    status: int = None
+
+
+class Request:
+    """What a route handler sees."""
+
+    def __init__(self, handler, method, body):
+        self.handler = handler
+        self.method = method
+        parts = urlsplit(handler.path)
+        self.path = parts.path
+        self.query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        self.headers = handler.headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body or b"{}")
+
+    def form(self):
+        return {k: v[-1] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
+
+
+class Response:
+    def __init__(self, status=200, body=None, headers=None, raw=None, content_type="application/json"):
+        self.status = status
+        self.headers = dict(headers or {})
+        if raw is not None:
+            self.raw = raw if isinstance(raw, bytes) else raw.encode()
+        elif body is None:
+            self.raw = b""
+        else:
+            self.raw = json.dumps(body).encode()
+        if self.raw and "Content-Type" not in self.headers:
+            self.headers["Content-Type"] = content_type
+
+
+class LoopbackServer:
+    """Base of the emulators: subclasses define ``routes``: [(method, regex, callable)]."""
+
+    routes = ()
+
+    def __init__(self, tls_context=None, host="127.0.0.1"):
+        self.host = host
+        self.tls_context = tls_context
+        self.faults = []
+        self.log = []
+        self.lock = threading.RLock()
+        self.latency = 0.0  # simulated round trip added to every request
+        self._httpd = None
+        self._thread = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _serve(self):
+                server._dispatch(self)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+        self._httpd = ThreadingHTTPServer((self.host, 0), Handler)
+        self._httpd.daemon_threads = True
+        if self.tls_context:
+            self._httpd.socket = self.tls_context.wrap_socket(self._httpd.socket, server_side=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self):
+        scheme = "https" if self.tls_context else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    # -- test controls -----------------------------------------------------------
+    def inject(self, path, **kwargs):
+        fault = Fault(path=path, **kwargs)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self):
+        with self.lock:
+            self.faults.clear()
+
+    def requests(self, path_regex=None, method=None):
+        with self.lock:
+            return [
+                r
+                for r in self.log
+                if (path_regex is None or re.search(path_regex, r.path))
+                and (method is None or r.method == method)
+            ]
+
+    def _take_fault(self, method, path):
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self.faults.remove(fault)
+                    return fault
+        return None
+
+    # -- dispatch ------------------------------------------------------------------
+    def _dispatch(self, handler):
+        method = handler.command
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        req = Request(handler, method, body)
+        entry = LoggedRequest(method, req.path, req.query, dict(handler.headers), body)
+        with self.lock:
+            self.log.append(entry)
+        if self.latency:
+            time.sleep(self.latency)
+        fault = self._take_fault(method, req.path)
+        if fault and not fault.after_handling:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                entry.status = 0
+                self._drop(handler)
+                return
+            if fault.status:
+                resp = Response(fault.status, fault.body, fault.headers)
+                entry.status = resp.status
+                self._write(handler, resp)
+                return
+        resp = self.handle(req)
+        entry.status = resp.status
+        if fault and fault.after_handling:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                entry.status = 0
+                self._drop(handler)
+                return
+        self._write(handler, resp)
+
+    def handle(self, req):
+        for method, pattern, func in self.routes:
+            if method != req.method:
+                continue
+            match = re.fullmatch(pattern, req.path)
+            if match:
+                return func(self, req, **match.groupdict())
+        return self.not_found(req)
+
+    def not_found(self, req):
+        return Response(404, {"error": {"code": 404, "message": f"Not Found: {req.method} {req.path}"}})
+
+    @staticmethod
+    def _write(handler, resp):
+        try:
+            handler.send_response(resp.status)
+            for name, value in resp.headers.items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(resp.raw)))
+            handler.end_headers()
+            handler.wfile.write(resp.raw)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+
+    @staticmethod
+    def _drop(handler):
+        handler.close_connection = True
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
