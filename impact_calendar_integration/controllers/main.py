@@ -23,6 +23,7 @@ from odoo.http import request
 from odoo.tools.misc import consteq, hmac as odoo_hmac
 
 from ..sync import oauth_google, oauth_microsoft
+from ..sync.oauth_microsoft import MicrosoftAuthError
 from ..sync.outcomes import AuthRevoked, ProviderError
 
 _logger = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class ImpactCalendarOAuth(http.Controller):
                 auth_response = dict(kwargs, state=state, code=code)
                 tokens, email = oauth_microsoft.finish_flow(config, pending["flow"], auth_response)
             accounts._connect(request.env.user, provider, tokens, email)
-        except (AuthRevoked, ProviderError, UserError) as exc:
+        except (AuthRevoked, ProviderError, MicrosoftAuthError, UserError) as exc:
             _logger.info("Calendar OAuth for user %s failed: %s", request.env.uid, exc)
             return self._back_to_preferences(_("Connection failed: %(reason)s", reason=str(exc)))
         return self._back_to_preferences()

@@ -60,15 +60,17 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             by_account[link.account_id] |= link
         for account, account_links in by_account.items():
             self._push_account(account, account_links, token, seqs)
-        self.env["impact.calendar.account"].browse([a.id for a in by_account])._finish_disconnect_if_done()
+        # Results were written in SQL: drop the ORM's cached link values before reading them.
         self.env["impact.calendar.link"].invalidate_model()
+        self.env["impact.calendar.account"].browse([a.id for a in by_account])._finish_disconnect_if_done()
         return len(claimed)
 
     @api.model
     def _commit(self):
         # Tests run inside one transaction that must not be committed.
         if not getattr(threading.current_thread(), "testing", False):
-            self.env.cr.commit()
+            # Claims and results must be visible to other workers before the next network call.
+            self.env.cr.commit()  # pylint: disable=invalid-commit
 
     @api.model
     def _schedule_next(self):

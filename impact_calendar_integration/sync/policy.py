@@ -27,5 +27,7 @@ def retry_delay(outcome, attempts, rng=random):
             return max(float(outcome.retry_after), MIN_RATE_LIMIT_DELAY)
         return backoff_delay(attempts, base=10, rng=rng)
     if outcome.kind is Kind.TRANSIENT:
+        if outcome.retry_after is not None:  # e.g. 503 with Retry-After: the server knows best
+            return max(float(outcome.retry_after), MIN_RATE_LIMIT_DELAY)
         return backoff_delay(attempts, rng=rng)
     return None

@@ -1,3 +1,4 @@
 from . import test_access
 from . import test_settings
 from . import test_preferences
+from . import test_sync

@@ -114,7 +114,7 @@ class LoopbackServer:
         self._httpd.daemon_threads = True
         if self.tls_context:
             self._httpd.socket = self.tls_context.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -224,8 +224,10 @@ class LoopbackServer:
             for name, value in resp.headers.items():
                 handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(resp.raw)))
-            handler.end_headers()
-            handler.wfile.write(resp.raw)
+            # Headers and body in one write: two small writes meet Nagle + delayed ACK (~40 ms).
+            handler._headers_buffer.append(b"\r\n")
+            handler.wfile.write(b"".join(handler._headers_buffer) + resp.raw)
+            handler._headers_buffer = []
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass
 

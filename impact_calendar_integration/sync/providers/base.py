@@ -1,6 +1,8 @@
 """The interface both provider clients implement."""
 
+import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
 CREATE = "create"
 UPDATE = "update"
@@ -38,7 +40,7 @@ class ProviderClient:
     def push(self, operations):
         raise NotImplementedError
 
-    def create(self, body, client_id):
+    def create(self, body, client_id):  # pylint: disable=method-required-super
         raise NotImplementedError
 
     def update(self, external_id, body):
@@ -57,8 +59,23 @@ class TokenSet:
     rotating refresh token) and ``account_id`` (MSAL home_account_id).
     """
 
-    access_token: str = None
-    refresh_token: str = None
+    # repr=False: a TokenSet in a log line or traceback must not print the secrets.
+    access_token: str = field(default=None, repr=False)
+    refresh_token: str = field(default=None, repr=False)
     expires_at: float = None
-    msal_cache: str = None
+    msal_cache: str = field(default=None, repr=False)
     account_id: str = None
+
+
+def parse_retry_after(value):
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    value = str(value).strip()
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,355 @@
+"""Google Calendar adapter: pushes our events into one user's primary calendar.
+
+Built on googleapiclient's static discovery document (shipped in the package: no network for
+discovery) over an httplib2 connection authorised by google-auth, which refreshes the access
+token by itself. Every call maps to a typed ``Outcome``; nothing per-operation raises.
+
+One instance serves one account in one worker: httplib2 connections are not thread-safe.
+"""
+
+import http.client
+import json
+import logging
+from datetime import datetime, timezone
+
+import google.auth.exceptions
+import google.oauth2.credentials
+import google_auth_httplib2
+import httplib2
+from googleapiclient.discovery import build
+from googleapiclient.errors import BatchError, HttpError
+from googleapiclient.http import BatchHttpRequest
+
+from ..outcomes import Kind, Outcome
+from .base import CREATE, DELETE, UPDATE, ProviderClient, TokenSet, parse_retry_after
+
+_logger = logging.getLogger(__name__)
+
+SERVICE_PATH = "calendar/v3/"
+BATCH_PATH = "batch/calendar/v3"
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"})
+# The user unticked the calendar scope on Google's granular consent screen: only a new consent helps.
+SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
+# Network-level failures: the request may or may not have reached Google; retrying is safe
+# because creates carry a deterministic id and updates/deletes are idempotent.
+NETWORK_ERRORS = (OSError, httplib2.HttpLib2Error, http.client.HTTPException, google.auth.exceptions.TransportError, BatchError)
+BURNED_ID_MESSAGE = "The event id was used by an event that has since been deleted; a new id is needed."
+
+
+def batch_uri(api_endpoint):
+    """``https://host/calendar/v3/`` → ``https://host/batch/calendar/v3``."""
+    root = api_endpoint if api_endpoint.endswith("/") else api_endpoint + "/"
+    if root.endswith(SERVICE_PATH):
+        root = root[: -len(SERVICE_PATH)]
+    return root + BATCH_PATH
+
+
+def _expiry(expires_at):
+    # google-auth compares naive UTC datetimes.
+    if not expires_at:
+        return None
+    return datetime.fromtimestamp(float(expires_at), timezone.utc).replace(tzinfo=None)
+
+
+def _epoch(expiry):
+    return expiry.replace(tzinfo=timezone.utc).timestamp() if expiry else None
+
+
+def _retry_after(headers):
+    """Seconds from a Retry-After header, or None."""
+    return parse_retry_after((headers or {}).get("retry-after"))
+
+
+def _error_details(error):
+    """(reason, message) from Google's JSON error body of an HttpError."""
+    try:
+        payload = json.loads(error.content.decode("utf-8") if isinstance(error.content, bytes) else error.content)
+        body = payload["error"]
+        message = body.get("message") or ""
+        errors = body.get("errors") or [{}]
+        return errors[0].get("reason") or body.get("status") or "", message
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "", getattr(error.resp, "reason", "") or ""
+
+
+def classify_http_error(error):
+    """Outcome of a non-2xx answer (outside the create-409 case, handled by the client)."""
+    status = error.resp.status
+    reason, message = _error_details(error)
+    retry_after = _retry_after(error.resp)
+    text = f"Google: {message or reason or status}"
+
+    def outcome(kind):
+        return Outcome(kind, status=status, retry_after=retry_after, message=text)
+
+    if status in (404, 410):
+        return outcome(Kind.GONE)
+    if status == 429 or (status == 403 and reason in RATE_LIMIT_REASONS):
+        return outcome(Kind.RATE_LIMITED)
+    if status == 401 or (status == 403 and reason in SCOPE_REASONS):
+        # A 401 that reaches us already survived google-auth's refresh-and-retry.
+        return outcome(Kind.AUTH_REVOKED)
+    if status >= 500 or status == 408:
+        return outcome(Kind.TRANSIENT)
+    return outcome(Kind.REJECTED)
+
+
+def classify_exception(error):
+    """Outcome of an exception raised by a call (or a whole batch)."""
+    if isinstance(error, HttpError):
+        return classify_http_error(error)
+    if isinstance(error, google.auth.exceptions.RefreshError):
+        return _classify_refresh_error(error)
+    if isinstance(error, NETWORK_ERRORS):
+        return Outcome(Kind.TRANSIENT, message=f"Google unreachable: {type(error).__name__}")
+    if isinstance(error, google.auth.exceptions.GoogleAuthError):
+        _logger.warning("Google authorisation failed: %s", type(error).__name__)
+        return Outcome(Kind.TRANSIENT, message=f"Google authorisation failed: {type(error).__name__}")
+    raise error
+
+
+def _classify_refresh_error(error):
+    details = error.args[1] if len(error.args) > 1 and isinstance(error.args[1], dict) else {}
+    code = details.get("error") or str(error.args[0] if error.args else "").split(":", 1)[0]
+    description = details.get("error_description") or ""
+    if code == "invalid_grant":
+        return Outcome(Kind.AUTH_REVOKED, status=400, message=f"Google refused the refresh token: {description or code}")
+    # invalid_client & co. are configuration problems that a user reconnect would not fix;
+    # keep the work pending and let the backoff retry once the admin fixed the app settings.
+    _logger.warning("Google token refresh failed: %s", code or type(error).__name__)
+    return Outcome(Kind.TRANSIENT, message=f"Google token refresh failed: {code or 'unknown error'}")
+
+
+def _chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class GoogleCalendarClient(ProviderClient):
+    batch_size = 50  # Google Calendar's limit of parts per batch request
+
+    def __init__(self, config, tokens, on_tokens=None):
+        self.config = config
+        self.on_tokens = on_tokens
+        self.credentials = google.oauth2.credentials.Credentials(
+            token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            token_uri=config.token_endpoint,
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            expiry=_expiry(tokens.expires_at),
+        )
+        self._published_token = tokens.access_token
+        self.http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=config.timeout))
+        self.service = build(
+            "calendar",
+            "v3",
+            http=self.http,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options={"api_endpoint": config.api_endpoint},
+        )
+        self.batch_uri = batch_uri(config.api_endpoint)
+
+    # -- single calls ------------------------------------------------------------------------------
+    def create(self, body, client_id):  # pylint: disable=method-required-super
+        outcome = self._execute(self._insert(body, client_id))
+        if outcome.status == 409:
+            outcome = self._recover_conflict(client_id)
+        return outcome
+
+    def update(self, external_id, body):
+        return self._execute(self._patch(external_id, body))
+
+    def delete(self, external_id):
+        return self._execute(self._delete(external_id), external_id=external_id)
+
+    def _execute(self, request, external_id=None):
+        result, outcome = self._call(request)
+        return outcome or _success_outcome(result, external_id)
+
+    def _call(self, request):
+        """(parsed result, None) on success, else (None, Outcome)."""
+        try:
+            return request.execute(num_retries=0), None  # retries belong to the engine's policy
+        except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as error:
+            return None, self._classify(error)
+        finally:
+            self._publish_tokens()
+
+    def _recover_conflict(self, client_id):
+        """A 409 on insert: our own earlier create landed (crash/timeout), or the id is burned."""
+        event, outcome = self._call(self._get(client_id))
+        return _conflict_outcome(client_id, event, outcome)
+
+    # -- batch ---------------------------------------------------------------------------------------
+    def push(self, operations):
+        operations = list(operations)
+        outcomes = {}
+        for index, chunk in enumerate(_chunks(operations, self.batch_size)):
+            chunk_outcomes, fatal = self._push_chunk(chunk)
+            outcomes.update(chunk_outcomes)
+            if fatal is not None:
+                # The whole batch failed (auth revoked, throttled, network): the rest of this push
+                # would fail the same way, so it is not sent and shares the outcome.
+                for op in operations[(index + 1) * self.batch_size :]:
+                    outcomes[op.key] = fatal
+                break
+        return outcomes
+
+    def _push_chunk(self, chunk):
+        """({key: Outcome}, outcome shared by the whole chunk when the batch itself failed)."""
+        outcomes, requests, ops = {}, {}, {}
+        for index, op in enumerate(chunk):
+            try:
+                requests[str(index)] = self._request_for(op)
+                ops[str(index)] = op
+            except ValueError as problem:
+                outcomes[op.key] = Outcome(Kind.REJECTED, message=str(problem))
+        answers, fatal = self._run_batch(requests)
+        if fatal is not None:
+            outcomes.update({op.key: fatal for op in ops.values()})
+            return outcomes, fatal
+        conflicts = []
+        for request_id, op in ops.items():
+            response, error = answers[request_id]
+            if op.action == CREATE and error is not None and error.resp.status == 409:
+                conflicts.append(op)
+            else:
+                outcomes[op.key] = _part_outcome(op, response, error)
+        outcomes.update(self._recover_conflicts(conflicts))
+        return outcomes, None
+
+    def _recover_conflicts(self, creates):
+        """409s of a batch, resolved with one batch of GETs (a retried batch of creates after a
+        lost answer yields a 409 for every part: one request, not one per event)."""
+        requests = {str(index): self._get(op.client_id) for index, op in enumerate(creates)}
+        answers, fatal = self._run_batch(requests)
+        outcomes = {}
+        for index, op in enumerate(creates):
+            if fatal is not None:
+                outcomes[op.key] = fatal
+                continue
+            event, error = answers[str(index)]
+            outcome = classify_http_error(error) if error is not None else None
+            outcomes[op.key] = _conflict_outcome(op.client_id, event, outcome)
+        return outcomes
+
+    def _run_batch(self, requests):
+        """Send {request_id: HttpRequest} as one batch: ({request_id: (result, HttpError)}, None),
+        or ({}, Outcome) when the batch as a whole failed."""
+        if not requests:
+            return {}, None
+        answers = {}
+
+        def collect(request_id, response, error):
+            answers[request_id] = (response, error)
+
+        batch = BatchHttpRequest(callback=collect, batch_uri=self.batch_uri)
+        for request_id, request in requests.items():
+            batch.add(request, request_id=request_id)
+        try:
+            batch.execute(http=self.http)
+        except KeyError:
+            # googleapiclient looks up every request id in the answer: one was missing.
+            return {}, Outcome(Kind.TRANSIENT, message="Google: incomplete batch response.")
+        except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as error:
+            return {}, self._classify(error)
+        finally:
+            self._publish_tokens()
+        return answers, None
+
+    def _classify(self, error):
+        if isinstance(error, google.auth.exceptions.RefreshError) and not self.credentials.refresh_token:
+            return Outcome(Kind.AUTH_REVOKED, message="No refresh token stored: the account must be reconnected.")
+        return classify_exception(error)
+
+    # -- requests ------------------------------------------------------------------------------------
+    def _request_for(self, op):
+        if op.action == CREATE:
+            if not op.client_id:
+                raise ValueError("A Google create needs a client id (the deterministic event id).")
+            return self._insert(op.body or {}, op.client_id)
+        if op.action not in (UPDATE, DELETE):
+            raise ValueError(f"Unknown action {op.action!r}.")
+        if not op.external_id:
+            raise ValueError(f"A Google {op.action} needs the event id.")
+        if op.action == UPDATE:
+            return self._patch(op.external_id, op.body or {})
+        return self._delete(op.external_id)
+
+    def _insert(self, body, client_id):
+        return self.service.events().insert(
+            calendarId=self.config.calendar_id, body=dict(_without_attendees(body), id=client_id), sendUpdates="none"
+        )
+
+    def _patch(self, external_id, body):
+        return self.service.events().patch(
+            calendarId=self.config.calendar_id, eventId=external_id, body=_patch_body(body), sendUpdates="none"
+        )
+
+    def _get(self, event_id):
+        return self.service.events().get(calendarId=self.config.calendar_id, eventId=event_id)
+
+    def _delete(self, external_id):
+        return self.service.events().delete(calendarId=self.config.calendar_id, eventId=external_id, sendUpdates="none")
+
+    # -- tokens --------------------------------------------------------------------------------------
+    def _publish_tokens(self):
+        """Hand a refreshed access token to the engine so the next run does not refresh again."""
+        token = self.credentials.token
+        if not token or token == self._published_token:
+            return
+        self._published_token = token
+        if self.on_tokens:
+            self.on_tokens(
+                TokenSet(
+                    access_token=token,
+                    refresh_token=self.credentials.refresh_token,
+                    expires_at=_epoch(self.credentials.expiry),
+                )
+            )
+
+
+def _success_outcome(result, external_id=None):
+    event = result if isinstance(result, dict) else {}  # a delete answers 204 without a body
+    if event.get("status") == "cancelled":
+        # Google may accept a patch of a deleted event and answer with it, still cancelled.
+        return Outcome(Kind.GONE, external_id=event.get("id"), status=200, message="The event was deleted in Google.")
+    return Outcome(Kind.DONE, external_id=event.get("id") or external_id, status=200)
+
+
+def _part_outcome(op, response, error):
+    return _success_outcome(response, op.external_id) if error is None else classify_http_error(error)
+
+
+def _conflict_outcome(client_id, event, outcome):
+    """Outcome of a create that got 409, from the GET of its id (event, or the GET's Outcome)."""
+    if outcome is None and event.get("status") != "cancelled":
+        return Outcome(Kind.DONE, external_id=client_id, status=409, message="Already created by an earlier try.")
+    if outcome is None or outcome.kind is Kind.GONE:
+        # Google keeps deleted ids forever: the engine must bump the generation.
+        return Outcome(Kind.GONE, status=409, message=BURNED_ID_MESSAGE)
+    return outcome
+
+
+def _without_attendees(body):
+    # Google may e-mail attendees even with sendUpdates=none: students are never attendees.
+    return {key: value for key, value in body.items() if key != "attendees"}
+
+
+def _patch_body(body):
+    """Patch merges nested objects: switching a class between all-day and timed must clear
+    the other form of start/end explicitly (JSON null), or Google would see both."""
+    body = _without_attendees(body)
+    for name in ("start", "end"):
+        when = body.get(name)
+        if isinstance(when, dict):
+            when = dict(when)
+            if "date" in when:
+                when.setdefault("dateTime", None)
+                when.setdefault("timeZone", None)
+            elif "dateTime" in when:
+                when.setdefault("date", None)
+            body[name] = when
+    return body

@@ -1,0 +1,332 @@
+"""Microsoft Graph adapter: writes our events into one user's Outlook calendar.
+
+Only four calls are ever made: create, update, delete (single or through ``$batch``) and
+``/me``. Nothing is listed or read back from the user's calendar.
+"""
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import msal
+import requests
+from msal.exceptions import MsalError
+from requests.structures import CaseInsensitiveDict
+
+from ..config import MICROSOFT_SCOPES
+from ..oauth_microsoft import build_app
+from ..outcomes import AuthRevoked, Kind, Outcome, ProviderError
+from .base import CREATE, DELETE, UPDATE, ProviderClient, TokenSet, parse_retry_after
+
+_logger = logging.getLogger(__name__)
+
+#: Outlook runs at most 4 requests at once per mailbox and throttles the rest (429).
+MAILBOX_CONCURRENCY = 4
+#: Token endpoint errors after which only the user can help (sign in again).
+REVOKED_ERRORS = ("invalid_grant", "interaction_required")
+#: Outlook emails every attendee of an event; students must never be invited.
+NEVER_SENT = ("attendees",)
+MESSAGE_LIMIT = 500
+#: How MSAL fails when the sign-in service is down or answers garbage (not a revocation):
+#: network errors, unparsable answers (ValueError), HTTP errors (MsalServiceError in
+#: recent MSAL, requests.HTTPError in older ones).
+SIGN_IN_FAILURES = (requests.RequestException, ValueError, MsalError)
+
+
+@dataclass(frozen=True)
+class GraphRequest:
+    method: str
+    path: str  # relative to the Graph root, e.g. "/me/events/ID" (also the $batch item url)
+    body: dict = None
+
+
+class GraphCalendarClient(ProviderClient):
+    """Adapter to one user's Outlook calendar through Microsoft Graph."""
+
+    batch_size = 20  # Graph's $batch limit
+
+    def __init__(self, config, tokens, on_tokens=None, session=None):
+        self.config = config
+        self.tokens = tokens
+        self.on_tokens = on_tokens
+        self.session = session or requests.Session()
+        self._cache = msal.SerializableTokenCache()
+        if tokens.msal_cache:
+            self._cache.deserialize(tokens.msal_cache)
+        self._app = None  # built on first use: building it fetches the authority's metadata
+        self._revoked = None  # why the account cannot be used any more, once we know
+
+    # -- single operations ---------------------------------------------------------------
+    def create(self, body, client_id):  # pylint: disable=method-required-super
+        return self._single(CREATE, _create_request(body, client_id))
+
+    def update(self, external_id, body):
+        return self._single(UPDATE, _update_request(external_id, body))
+
+    def delete(self, external_id):
+        return self._single(DELETE, _delete_request(external_id))
+
+    def me(self):
+        """The signed-in user's email address; raises AuthRevoked or ProviderError."""
+        response, failure = self._call(GraphRequest("GET", "/me"))
+        if failure is None and response.status_code != 200:
+            failure = classify(response.status_code, response.headers, _json(response), "me")
+        if failure is not None:
+            if failure.kind is Kind.AUTH_REVOKED:
+                raise AuthRevoked(failure.message)
+            raise ProviderError(failure)
+        data = _json(response)
+        return data.get("mail") or data.get("userPrincipalName")
+
+    def _single(self, action, request):
+        response, failure = self._call(request)
+        if failure is not None:
+            return failure
+        return classify(response.status_code, response.headers, _json(response), action)
+
+    # -- batches ----------------------------------------------------------------------
+    def push(self, operations):
+        outcomes = {}
+        operations = list(operations)
+        for start in range(0, len(operations), self.batch_size):
+            chunk = operations[start:start + self.batch_size]
+            stop = _stop_outcome(outcomes.values())
+            if stop is not None:
+                # The account is revoked or the mailbox throttled: sending more only makes it worse.
+                outcomes.update((op.key, stop) for op in chunk)
+            else:
+                outcomes.update(self._push_chunk(chunk))
+        return outcomes
+
+    def _push_chunk(self, operations, refreshed=False):
+        outcomes, planned = {}, []
+        for op in operations:
+            try:
+                planned.append((op, request_for(op)))
+            except ValueError as exc:
+                outcomes[op.key] = Outcome(Kind.REJECTED, message=str(exc))
+        if len(planned) == 1:
+            op, request = planned[0]
+            outcomes[op.key] = self._single(op.action, request)
+        elif planned:
+            outcomes.update(self._send_batch(planned, refreshed))
+        return outcomes
+
+    def _send_batch(self, planned, refreshed):
+        items = [_batch_item(index, request) for index, (_, request) in enumerate(planned)]
+        response, failure = self._call(GraphRequest("POST", "/$batch", {"requests": items}))
+        if failure is None and response.status_code != 200:
+            # The $batch request itself failed: every item shares its fate.
+            failure = classify(response.status_code, response.headers, _json(response), "batch")
+        if failure is not None:
+            return {op.key: failure for op, _ in planned}
+        answers = {str(answer.get("id")): answer for answer in _json(response).get("responses") or []}
+        outcomes, unauthorized = {}, []
+        for index, (op, _) in enumerate(planned):
+            answer = answers.get(str(index + 1))
+            if answer is None:
+                outcomes[op.key] = Outcome(Kind.TRANSIENT, message="Graph returned no answer for this request")
+            elif answer.get("status") == 401 and not refreshed:
+                unauthorized.append(op)
+            else:
+                outcomes[op.key] = classify(
+                    answer.get("status") or 0, CaseInsensitiveDict(answer.get("headers") or {}),
+                    answer.get("body") if isinstance(answer.get("body"), dict) else {}, op.action)
+        if unauthorized:
+            outcomes.update(self._retry_unauthorized(unauthorized))
+        return outcomes
+
+    def _retry_unauthorized(self, operations):
+        """Items refused with 401: refresh the token once and send them again."""
+        try:
+            self._access_token(force_refresh=True)
+        except AuthRevoked as exc:
+            return {op.key: Outcome(Kind.AUTH_REVOKED, message=str(exc)) for op in operations}
+        except ProviderError as exc:
+            return {op.key: exc.outcome for op in operations}
+        return self._push_chunk(operations, refreshed=True)
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def _call(self, request):
+        """Send one Graph request with a valid token: ``(response, None)`` or ``(None, Outcome)``."""
+        try:
+            return self._send_authorized(request), None
+        except AuthRevoked as exc:
+            return None, Outcome(Kind.AUTH_REVOKED, message=str(exc))
+        except ProviderError as exc:
+            return None, exc.outcome
+        except requests.Timeout:
+            return None, Outcome(Kind.TRANSIENT, message="Microsoft Graph did not answer in time")
+        except requests.RequestException as exc:
+            return None, Outcome(Kind.TRANSIENT, message=f"Cannot reach Microsoft Graph ({type(exc).__name__})")
+
+    def _send_authorized(self, request):
+        response = self._send(request, self._access_token())
+        if response.status_code == 401:
+            # Our cached token may be revoked or expired early at the server: one fresh try.
+            response = self._send(request, self._access_token(force_refresh=True))
+            if response.status_code == 401:
+                raise AuthRevoked(_graph_message(_json(response)) or "Graph refused a freshly issued token")
+        return response
+
+    def _send(self, request, access_token):
+        return self.session.request(
+            request.method,
+            self.config.graph_endpoint.rstrip("/") + request.path,
+            json=request.body,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            timeout=self.config.timeout,
+        )
+
+    # -- tokens --------------------------------------------------------------------------
+    def _access_token(self, force_refresh=False):
+        """A valid access token from MSAL's cache, refreshed (and rotated) when needed."""
+        if self._revoked:
+            raise AuthRevoked(self._revoked)
+        app = self._msal_app()
+        account = self._account(app)
+        if account is None:
+            self._revoke("no signed-in account in the token cache")
+        try:
+            result = app.acquire_token_silent_with_error(
+                list(MICROSOFT_SCOPES), account, force_refresh=force_refresh
+            )
+        except SIGN_IN_FAILURES as exc:
+            raise ProviderError(Outcome(Kind.TRANSIENT, message=f"Token refresh failed ({type(exc).__name__})")) from None
+        finally:
+            self._publish_tokens()
+        if result and "access_token" in result:
+            return result["access_token"]
+        if not result or result.get("error") in REVOKED_ERRORS:
+            self._revoke(_token_error(result) if result else "no refresh token in the token cache")
+        raise ProviderError(Outcome(Kind.TRANSIENT, message=_token_error(result)))
+
+    def _revoke(self, reason):
+        self._revoked = reason
+        _logger.info("Microsoft account %s needs to sign in again: %s", self.tokens.account_id, reason)
+        raise AuthRevoked(reason)
+
+    def _msal_app(self):
+        if self._app is None:
+            try:
+                self._app = build_app(self.config, self._cache)
+            except SIGN_IN_FAILURES as exc:
+                # MSAL reads the authority's OpenID configuration when the app is built.
+                raise ProviderError(Outcome(Kind.TRANSIENT, message=f"Microsoft sign-in service unavailable ({type(exc).__name__})")) from None
+        return self._app
+
+    def _account(self, app):
+        accounts = app.get_accounts()
+        if self.tokens.account_id:
+            accounts = [a for a in accounts if a.get("home_account_id") == self.tokens.account_id]
+        return accounts[0] if accounts else None
+
+    def _publish_tokens(self):
+        """Hand every new cache state to the caller: Microsoft rotates the refresh token."""
+        if not self._cache.has_state_changed:
+            return
+        self.tokens = TokenSet(msal_cache=self._cache.serialize(), account_id=self.tokens.account_id)
+        if self.on_tokens is not None:
+            self.on_tokens(self.tokens)
+
+
+# -- requests of each operation ---------------------------------------------------------
+def request_for(op):
+    if op.action == CREATE:
+        return _create_request(op.body, op.client_id)
+    if op.action == UPDATE:
+        return _update_request(op.external_id, op.body)
+    if op.action == DELETE:
+        return _delete_request(op.external_id)
+    raise ValueError(f"Unknown operation {op.action!r}")
+
+
+def _create_request(body, client_id):
+    body = _clean(body)
+    if client_id:
+        body["transactionId"] = client_id  # Graph returns the same event on a retried create
+    return GraphRequest("POST", "/me/calendar/events", body)
+
+
+def _update_request(external_id, body):
+    return GraphRequest("PATCH", _event_path(external_id), _clean(body))
+
+
+def _delete_request(external_id):
+    return GraphRequest("DELETE", _event_path(external_id))
+
+
+def _event_path(external_id):
+    if not external_id:
+        raise ValueError("An update or delete needs the event's id")
+    return "/me/events/" + quote(external_id, safe="")  # Graph ids may hold "=", "/" or "+"
+
+
+def _clean(body):
+    return {key: value for key, value in (body or {}).items() if key not in NEVER_SENT}
+
+
+def _batch_item(index, request):
+    """A $batch item; items are chained so that at most MAILBOX_CONCURRENCY run at once.
+
+    Item n depends on item n-4: four chains run side by side. A failed item makes the rest
+    of its chain fail with 424 (retried later as transient).
+    """
+    item = {"id": str(index + 1), "method": request.method, "url": request.path}
+    if request.body is not None:
+        item["body"] = request.body
+        item["headers"] = {"Content-Type": "application/json"}
+    if index >= MAILBOX_CONCURRENCY:
+        item["dependsOn"] = [str(index + 1 - MAILBOX_CONCURRENCY)]
+    return item
+
+
+# -- classification -----------------------------------------------------------------------
+def classify(status, headers, body, action):
+    """The Outcome of one Graph answer (a response or a $batch item)."""
+    message = _graph_message(body)
+    if 200 <= status < 300:
+        return Outcome(Kind.DONE, external_id=None if action == DELETE else (body or {}).get("id"), status=status)
+    if status in (404, 410) and action in (UPDATE, DELETE):
+        return Outcome(Kind.GONE, status=status, message=message)
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status == 429 or (status == 503 and retry_after is not None):
+        return Outcome(Kind.RATE_LIMITED, retry_after=retry_after, status=status, message=message)
+    if status in (408, 409, 424) or status >= 500:
+        return Outcome(Kind.TRANSIENT, status=status, message=message)
+    if status == 401:
+        return Outcome(Kind.AUTH_REVOKED, status=status, message=message)
+    return Outcome(Kind.REJECTED, status=status, message=message)
+
+
+def _stop_outcome(outcomes):
+    """AUTH_REVOKED or RATE_LIMITED when a previous chunk says to stop sending."""
+    stop = None
+    for outcome in outcomes:
+        if outcome.kind is Kind.AUTH_REVOKED:
+            return outcome
+        if outcome.kind is Kind.RATE_LIMITED and (stop is None or (outcome.retry_after or 0) > (stop.retry_after or 0)):
+            stop = outcome
+    return stop
+
+
+
+def _graph_message(body):
+    error = (body or {}).get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return ""
+    text = ": ".join(part for part in (error.get("code"), error.get("message")) if isinstance(part, str) and part)
+    return text[:MESSAGE_LIMIT]
+
+
+def _token_error(result):
+    description = (result.get("error_description") or "").strip().splitlines()
+    return f"{result.get('error')}: {description[0]}" if description else str(result.get("error"))
+
+
+def _json(response):
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

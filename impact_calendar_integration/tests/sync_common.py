@@ -1,0 +1,163 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""A booking world wired to the loopback emulators: instructors, students, and a cron to run."""
+
+import time
+from datetime import datetime, timedelta
+from unittest.mock import patch
+
+from odoo import Command
+from odoo.tests import TransactionCase
+
+from ..sync.providers.base import TokenSet
+from .common import load_emulators, make_user
+
+
+class SyncCase(TransactionCase):
+    provider = "google"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        google, microsoft, tls = load_emulators()
+        cls.tls = tls
+        if cls.provider == "google":
+            cls.emulator = google.GoogleEmulator().start()
+            settings = cls.emulator.config_kwargs()
+            params = {f"impact_calendar.google_{key}": value for key, value in settings.items()}
+        else:
+            cls.emulator = microsoft.MicrosoftEmulator().start()
+            params = {
+                "impact_calendar.microsoft_client_id": cls.emulator.client_id,
+                "impact_calendar.microsoft_client_secret": cls.emulator.client_secret,
+                "impact_calendar.microsoft_tenant": "common",
+                "impact_calendar.microsoft_authority_host": cls.emulator.authority_host,
+                "impact_calendar.microsoft_graph_endpoint": cls.emulator.graph_endpoint,
+            }
+            trust = tls.trusted()
+            trust.__enter__()
+            cls.addClassCleanup(trust.__exit__, None, None, None)
+        cls.addClassCleanup(cls.emulator.stop)
+        for key, value in params.items():
+            cls.env["ir.config_parameter"].sudo().set_param(key, value)
+        cls.students = cls.env["res.partner"].create(
+            [{"name": f"Student {n}", "email": f"student{n}@example.com"} for n in range(1, 6)]
+        )
+        cls.start = datetime.now().replace(microsecond=0, second=0, minute=0) + timedelta(days=3)
+
+    def setUp(self):
+        super().setUp()
+        self.instructor = make_user(self.env, f"instructor{id(self)}")
+        self.email = f"{self.instructor.login}@example.com"
+        self.account = self.connect(self.instructor, self.email)
+        self.flush()
+        self.synchronizer._drain()
+        self.clear_log()
+
+    # -- world ----------------------------------------------------------------------------
+    @property
+    def synchronizer(self):
+        return self.env["impact.calendar.synchronizer"]
+
+    def connect(self, user, email):
+        if self.provider == "google":
+            access, refresh = self.emulator.issue_tokens(email)
+            tokens = TokenSet(access_token=access, refresh_token=refresh, expires_at=time.time() + 3000)
+        else:
+            tokens = self._microsoft_tokens(email)
+        return self.env["impact.calendar.account"].sudo()._connect(user, self.provider, tokens, email)
+
+    def _microsoft_tokens(self, email):
+        import requests  # pylint: disable=import-outside-toplevel
+        from urllib.parse import parse_qsl, urlsplit  # pylint: disable=import-outside-toplevel
+
+        from ..sync import oauth_microsoft  # pylint: disable=import-outside-toplevel
+
+        self.emulator.seed_user(email)
+        self.emulator.consent_as = email
+        config = self.env["impact.calendar.account"]._microsoft_config()
+        flow = oauth_microsoft.start_flow(config, "http://localhost/cb", "state-x")
+        response = requests.get(flow["auth_uri"], allow_redirects=False, timeout=10)
+        answer = dict(parse_qsl(urlsplit(response.headers["Location"]).query))
+        tokens, _email = oauth_microsoft.finish_flow(config, flow, answer)
+        return tokens
+
+    def availability(self, user=None, students=(), **values):
+        user = user or self.instructor
+        vals = {
+            "name": "Pottery for beginners",
+            "user_id": user.id,
+            "start": self.start,
+            "stop": self.start + timedelta(hours=1),
+            "partner_ids": [Command.set([user.partner_id.id] + [s.id for s in students])],
+        }
+        vals.update(values)
+        return self.env["calendar.event"].with_user(user).create(vals)
+
+    def flush(self):
+        """What a commit does: ORM flush, then the precommit hooks that mark links dirty."""
+        self.env.cr.flush()
+
+    def push(self):
+        """Commit, then one cron run."""
+        self.flush()
+        return self.synchronizer._drain()
+
+    # -- provider side ----------------------------------------------------------------------
+    def clear_log(self):
+        with self.emulator.lock:
+            self.emulator.log.clear()
+            if self.provider == "google":
+                self.emulator.part_log.clear()
+
+    def api_calls(self, method=None):
+        """Requests to the calendar API (batch parts counted one by one), not OAuth."""
+        if self.provider == "google":
+            parts = [r for r in self.emulator.part_log if method is None or r.method == method]
+            direct = self.emulator.requests(r"^/calendar/v3/", method)
+            return len(parts) + len(direct)
+        return len(self.emulator.requests(r"/me/", method)) + self._graph_batch_items(method)
+
+    def _graph_batch_items(self, method):
+        import json  # pylint: disable=import-outside-toplevel
+
+        count = 0
+        for request in self.emulator.requests(r"/\$batch$", "POST"):
+            for item in json.loads(request.body)["requests"]:
+                if method is None or item["method"] == method:
+                    count += 1
+        return count
+
+    def external_events(self, email=None):
+        email = email or self.email
+        if self.provider == "google":
+            return {k: v for k, v in self.emulator.events(email).items() if v.get("status") != "cancelled"}
+        return {event["id"]: event for event in self.emulator.events(email)}
+
+    def only_event(self, email=None):
+        events = self.external_events(email)
+        self.assertEqual(len(events), 1, events)
+        return next(iter(events.values()))
+
+    def title(self, event):
+        return event.get("summary") or event.get("subject")
+
+    def text(self, event):
+        if "description" in event:
+            return event["description"]
+        return event.get("body", {}).get("content", "")
+
+    def link(self, event):
+        return self.env["impact.calendar.link"].sudo().search([("event_ref", "=", event.id)])
+
+    def no_http(self):
+        """Fail on any provider call: booking writes must never talk to the network."""
+        return patch.multiple(
+            "odoo.addons.impact_calendar_integration.models.impact_calendar_account",
+            GoogleCalendarClient=_Forbidden,
+            GraphCalendarClient=_Forbidden,
+        )
+
+
+class _Forbidden:
+    def __init__(self, *args, **kwargs):
+        raise AssertionError("a provider client was built inside the user's transaction")

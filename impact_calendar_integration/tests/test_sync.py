@@ -1,0 +1,387 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""Every row of the behaviour table (DESIGN §2), on both providers, against the emulators."""
+
+from datetime import date, timedelta
+
+from odoo import Command
+from odoo.tests import tagged
+
+from .common import GROUP, make_user
+from .sync_common import SyncCase
+
+
+class SyncBehaviour:
+    """Provider-agnostic behaviour; mixed into one TestCase per provider below."""
+
+    def delete_at_provider(self, event_id):
+        """The instructor deletes the event in their own calendar."""
+        self.assertTrue(self.account._client().delete(event_id).ok)
+
+    def test_first_booking_creates_event(self):
+        event = self.availability()
+        with self.no_http():
+            self.flush()
+        self.assertEqual(self.push(), 0, "an availability without students is not pushed")
+        self.assertFalse(self.external_events())
+        with self.no_http():
+            event.write({"partner_ids": [Command.link(self.students[0].id)]})
+            self.flush()
+        self.push()
+        external = self.only_event()
+        self.assertIn("Pottery for beginners", self.title(external))
+        self.assertIn("1 student booked", self.text(external))
+        self.assertNotIn("Student 1", self.text(external), "names are private by default")
+        self.assertFalse(external.get("attendees"))
+        self.assertEqual(self.link(event).state, "synced")
+
+    def test_roster_change_updates_same_event(self):
+        event = self.availability(students=self.students[:1])
+        self.push()
+        first = self.only_event()
+        self.clear_log()
+        event.write({"partner_ids": [Command.link(self.students[1].id)]})
+        self.push()
+        second = self.only_event()
+        self.assertEqual(first["id"], second["id"])
+        self.assertIn("2 students booked", self.text(second))
+        self.assertEqual(self.api_calls(), 1)
+
+    def test_last_student_removed_deletes_event(self):
+        event = self.availability(students=self.students[:2])
+        self.push()
+        self.only_event()
+        event.write({"partner_ids": [Command.unlink(self.students[0].id), Command.unlink(self.students[1].id)]})
+        self.push()
+        self.assertFalse(self.external_events())
+        link = self.link(event)
+        self.assertFalse(link.external_id)
+        self.assertFalse(link.dirty)
+
+    def test_all_remaining_declined_deletes_event(self):
+        event = self.availability(students=self.students[:2])
+        self.push()
+        event.attendee_ids.filtered(lambda a: a.partner_id in self.students).do_decline()
+        self.push()
+        self.assertFalse(self.external_events())
+
+    def test_time_title_location_change_updates(self):
+        event = self.availability(students=self.students[:1])
+        self.push()
+        event.write({
+            "name": "Pottery — advanced 🏺",
+            "start": self.start + timedelta(hours=2),
+            "stop": self.start + timedelta(hours=4),
+            "location": "Room 12",
+        })
+        self.push()
+        external = self.only_event()
+        self.assertIn("Pottery — advanced 🏺", self.title(external))
+        self.assertIn("Room 12", str(external.get("location")))
+        self.assertEqual(self.utc_start(external), self.start + timedelta(hours=2))
+
+    def test_archive_cancel_and_delete_remove_event(self):
+        archived = self.availability(students=self.students[:1], name="Archived class")
+        deleted = self.availability(students=self.students[:1], name="Deleted class")
+        self.push()
+        self.assertEqual(len(self.external_events()), 2)
+        archived.action_archive()
+        deleted.unlink()
+        self.push()
+        self.assertFalse(self.external_events())
+
+    def test_organizer_change_moves_event(self):
+        other = make_user(self.env, f"other{id(self)}")
+        other_email = f"{other.login}@example.com"
+        self.connect(other, other_email)
+        event = self.availability(students=self.students[:1])
+        self.push()
+        self.only_event()
+        event.write({"user_id": other.id, "partner_ids": [Command.link(other.partner_id.id)]})
+        self.push()
+        self.assertFalse(self.external_events())
+        self.assertIn("Pottery", self.title(self.only_event(other_email)))
+
+    def test_connect_backfills_future_booked_classes(self):
+        late = make_user(self.env, f"late{id(self)}")
+        self.availability(user=late, students=self.students[:1], name="Future A")
+        self.availability(user=late, students=self.students[:2], name="Future B")
+        self.availability(user=late, name="Nobody booked")
+        self.availability(
+            user=late, students=self.students[:1], name="Past",
+            start=self.start - timedelta(days=30), stop=self.start - timedelta(days=30, hours=-1),
+        )
+        self.push()
+        email = f"{late.login}@example.com"
+        account = self.connect(late, email)
+        self.flush()
+        self.assertEqual(account.pending_count, 2, "backfill progress is visible before the push")
+        self.push()
+        titles = sorted(self.title(e) for e in self.external_events(email).values())
+        self.assertEqual(titles, ["Future A", "Future B"])
+        account.invalidate_recordset()
+        self.assertEqual((account.pending_count, account.synced_count), (0, 2))
+        self.assertTrue(account.last_push_at)
+
+    def test_disconnect_removes_future_events_and_tokens(self):
+        self.availability(students=self.students[:1])
+        self.push()
+        self.only_event()
+        wizard = self.env["impact.calendar.disconnect"].with_user(self.instructor).create(
+            {"account_id": self.account.id, "keep_events": False}
+        )
+        wizard.action_confirm()
+        self.push()
+        self.assertFalse(self.external_events())
+        self.assertFalse(self.env["impact.calendar.account"].sudo().search([("user_id", "=", self.instructor.id)]))
+        self.assertFalse(self.env["impact.calendar.credential"].sudo().search([("account_id", "=", self.account.id)]))
+
+    def test_disconnect_can_keep_events(self):
+        self.availability(students=self.students[:1])
+        self.push()
+        wizard = self.env["impact.calendar.disconnect"].with_user(self.instructor).create(
+            {"account_id": self.account.id, "keep_events": True}
+        )
+        wizard.action_confirm()
+        self.push()
+        self.only_event()
+        self.assertFalse(self.account.exists())
+
+    def test_losing_group_stops_sync_and_removes_future_events(self):
+        event = self.availability(students=self.students[:1])
+        self.push()
+        self.instructor.write({"groups_id": [Command.unlink(self.env.ref(GROUP).id)]})
+        self.push()
+        self.assertFalse(self.external_events())
+        event.write({"partner_ids": [Command.link(self.students[1].id)]})
+        self.push()
+        self.assertFalse(self.external_events(), "no sync without the group")
+
+    def test_gone_on_update_recreates(self):
+        event = self.availability(students=self.students[:1])
+        self.push()
+        external = self.only_event()
+        self.delete_at_provider(external["id"])
+        event.write({"name": "Renamed"})
+        self.push()
+        recreated = self.only_event()
+        self.assertNotEqual(recreated["id"], external["id"])
+        self.assertEqual(self.title(recreated), "Renamed")
+
+    def test_changes_in_external_calendar_never_reach_odoo(self):
+        event = self.availability(students=self.students[:1])
+        self.push()
+        external = self.only_event()
+        self.delete_at_provider(external["id"])
+        self.push()
+        self.assertEqual(event.name, "Pottery for beginners")
+        self.assertTrue(event.active)
+        methods = {r.method for r in self.emulator.requests(r"/events")} | {
+            r.method for r in getattr(self.emulator, "part_log", [])
+        }
+        self.assertNotIn("list", methods)
+
+    def test_unrelated_write_makes_no_api_call(self):
+        event = self.availability(students=self.students[:1])
+        self.push()
+        self.clear_log()
+        event.write({"alarm_ids": [Command.set([])], "privacy": "private"})
+        event.message_post(body="Bring an apron")
+        self.push()
+        self.assertEqual(self.api_calls(), 0)
+
+    def test_ten_writes_coalesce_into_one_call_and_undo_into_none(self):
+        event = self.availability(students=self.students[:1])
+        self.push()
+        self.clear_log()
+        for n in range(10):
+            event.write({"location": f"Room {n}"})
+            self.flush()
+        self.push()
+        self.assertEqual(self.api_calls(), 1)
+        self.clear_log()
+        event.write({"location": "Somewhere else"})
+        self.flush()
+        event.write({"location": "Room 9"})
+        self.push()
+        self.assertEqual(self.api_calls(), 0, "a change undone before the run costs nothing")
+
+    def test_revoked_consent_pauses_then_resumes_after_reconnect(self):
+        self.emulator.revoke_user(self.email)
+        self.emulator.expire_access_tokens(self.email)
+        event = self.availability(students=self.students[:1])
+        self.push()
+        self.assertEqual(self.account.state, "needs_reconnect")
+        self.assertEqual(self.link(event).state, "paused")
+        self.assertTrue(self.link(event).dirty, "the change is kept, not lost")
+        self.assertEqual(self.instructor.with_user(self.instructor).impact_calendar_state, "needs_reconnect")
+        self.connect(self.instructor, self.email)
+        self.push()
+        self.assertIn("Pottery", self.title(self.only_event()))
+        self.assertEqual(self.account.state, "connected")
+
+    def test_rate_limit_schedules_retry_and_keeps_change(self):
+        self.throttle_next()
+        event = self.availability(students=self.students[:1])
+        self.push()
+        link = self.link(event)
+        self.assertEqual(link.state, "retrying")
+        self.assertTrue(link.dirty)
+        self.assertTrue(link.next_try)
+        self.assertFalse(self.external_events())
+        link.sudo().write({"next_try": False})
+        self.push()
+        self.only_event()
+
+    def test_server_errors_back_off_then_succeed(self):
+        self.emulator.inject(self.events_path(), status=503, body={"error": {"code": 503, "message": "Backend Error"}}, times=1)
+        event = self.availability(students=self.students[:1])
+        self.push()
+        link = self.link(event)
+        self.assertEqual((link.state, link.attempts), ("retrying", 1))
+        link.sudo().write({"next_try": False})
+        self.push()
+        self.only_event()
+        self.assertEqual(self.link(event).attempts, 0)
+
+    def test_privacy_setting_shows_names(self):
+        self.env["ir.config_parameter"].sudo().set_param("impact_calendar.include_student_names", "True")
+        self.availability(students=self.students[:2])
+        self.push()
+        self.assertIn("Student 1, Student 2", self.text(self.only_event()))
+
+    def test_scope_domain_narrows_availabilities(self):
+        tag = self.env["calendar.event.type"].create({"name": "Bookable"})
+        self.env["ir.config_parameter"].sudo().set_param(
+            "impact_calendar.event_domain", f"[('categ_ids', 'in', [{tag.id}])]"
+        )
+        private = self.availability(students=self.students[:1], name="Private meeting")
+        self.availability(students=self.students[:1], name="Open class", categ_ids=[Command.set(tag.ids)])
+        self.push()
+        self.assertEqual([self.title(e) for e in self.external_events().values()], ["Open class"])
+        private.write({"categ_ids": [Command.set(tag.ids)]})
+        self.push()
+        self.assertEqual(len(self.external_events()), 2)
+
+    def test_all_day_class(self):
+        self.availability(
+            students=self.students[:1], allday=True,
+            start_date=date(2026, 10, 24), stop_date=date(2026, 10, 25),
+            start=date(2026, 10, 24), stop=date(2026, 10, 25),
+        )
+        self.push()
+        self.assert_all_day(self.only_event(), "2026-10-24", "2026-10-26")
+
+    def test_dst_boundary_keeps_utc_instant(self):
+        # 2026-03-29 01:30 UTC: Brussels springs forward at 01:00 UTC that night.
+        from datetime import datetime  # pylint: disable=import-outside-toplevel
+
+        start = datetime(2026, 3, 29, 0, 30)
+        self.availability(students=self.students[:1], start=start, stop=start + timedelta(hours=2))
+        self.push()
+        external = self.only_event()
+        self.assertEqual(self.utc_start(external), start)
+
+    def test_lost_answer_after_provider_accepted_create_makes_no_duplicate(self):
+        # The provider creates the event, but its answer never reaches the worker (a crash
+        # between the provider's answer and our commit looks the same from here).
+        self.emulator.inject(self.batch_path(), drop=True, after_handling=True, times=1)
+        event = self.availability(students=self.students[:1])
+        self.push()
+        link = self.link(event)
+        if link.state == "retrying":  # the HTTP library may retry by itself, or the next run does
+            link.sudo().write({"next_try": False})
+            self.push()
+        self.assertGreaterEqual(self.create_requests(), 2, "the create was sent again")
+        self.only_event()
+        self.assertEqual(self.link(event).state, "synced")
+
+    def test_booking_write_has_bounded_query_cost(self):
+        events = self.env["calendar.event"]
+        for n in range(100):
+            events |= self.availability(students=self.students[:1], name=f"Class {n}")
+        self.push()
+        costs = {}
+        for size in (1, 100):
+            events[:size].write({"location": f"Room for {size}"})
+            self.env.flush_all()
+            before = self.env.cr.sql_log_count
+            self.env["impact.calendar.link"]._flush_dirty()
+            costs[size] = self.env.cr.sql_log_count - before
+        # A handful of statements per transaction, whether it touched 1 event or 100.
+        self.assertLessEqual(costs[1], 6, costs)
+        self.assertLessEqual(costs[100], costs[1], costs)
+        self.assertEqual(self.link(events[:1]).dirty, True)
+
+
+@tagged("post_install", "-at_install")
+class TestGoogleSync(SyncBehaviour, SyncCase):
+    provider = "google"
+    allow_inherited_tests_method = True
+
+    def batch_path(self):
+        return r"/batch/calendar/v3"
+
+    def create_requests(self):
+        return len([r for r in self.emulator.part_log if r.method == "POST"])
+
+    def events_path(self):
+        return r"/batch/calendar/v3|/calendar/v3/"
+
+    def throttle_next(self):
+        self.emulator.inject(
+            r"/batch/calendar/v3", status=429, times=1, headers={"Retry-After": "30"},
+            body={"error": {"code": 429, "message": "Rate Limit Exceeded", "errors": [{"reason": "rateLimitExceeded", "domain": "usageLimits", "message": "Rate Limit Exceeded"}]}},
+        )
+
+    def utc_start(self, external):
+        from datetime import datetime, timezone  # pylint: disable=import-outside-toplevel
+
+        value = datetime.fromisoformat(external["start"]["dateTime"].replace("Z", "+00:00"))
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def assert_all_day(self, external, start, end):
+        self.assertEqual(external["start"], {"date": start})
+        self.assertEqual(external["end"], {"date": end})
+
+
+    def test_deterministic_id_and_private_marker(self):
+        event = self.availability(students=self.students[:1])
+        self.push()
+        external = self.only_event()
+        self.assertEqual(external["id"], self.link(event).external_id)
+        self.assertRegex(external["id"], r"^[a-v0-9]{5,1024}$")
+        self.assertIn("impactCalendar", external["extendedProperties"]["private"])
+
+
+@tagged("post_install", "-at_install")
+class TestMicrosoftSync(SyncBehaviour, SyncCase):
+    provider = "microsoft"
+    allow_inherited_tests_method = True
+
+    def batch_path(self):
+        # One operation goes out as a plain request, several as a $batch.
+        return r"/\$batch$|/me/calendar/events$"
+
+    def create_requests(self):
+        return self._graph_batch_items("POST") + len(self.emulator.requests(r"/me/calendar/events$", "POST"))
+
+    def events_path(self):
+        return r"/\$batch|/me/"
+
+    def throttle_next(self):
+        self.emulator.inject(
+            self.batch_path(), status=429, times=1, headers={"Retry-After": "30"},
+            body={"error": {"code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}},
+        )
+
+    def utc_start(self, external):
+        from datetime import datetime  # pylint: disable=import-outside-toplevel
+
+        self.assertEqual(external["start"]["timeZone"], "UTC")
+        return datetime.fromisoformat(external["start"]["dateTime"][:19])
+
+    def assert_all_day(self, external, start, end):
+        self.assertTrue(external["isAllDay"])
+        self.assertEqual(external["start"]["dateTime"][:10], start)
+        self.assertEqual(external["end"]["dateTime"][:10], end)
+

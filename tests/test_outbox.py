@@ -1,0 +1,147 @@
+"""Claim/finish logic of the outbox against real PostgreSQL, with concurrent workers."""
+
+import threading
+import uuid
+from collections import Counter
+
+import psycopg2
+import pytest
+from pg import connect, insert_links, outbox_schema
+
+from impact_calendar_integration.sync import outbox
+
+
+@pytest.fixture
+def schema():
+    with outbox_schema() as name:
+        yield name
+
+
+def _row(schema, link_id):
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        cr.execute(
+            "SELECT dirty, state, external_id, change_seq, next_try IS NOT NULL, claim_token FROM impact_calendar_link WHERE id = %s",
+            (link_id,),
+        )
+        row = cr.fetchone()
+    conn.close()
+    return row
+
+
+def _drain(schema, pushes, lock, errors, batch=50):
+    conn = connect(schema)
+    token = uuid.uuid4().hex
+    try:
+        while True:
+            try:
+                with conn.cursor() as cr:
+                    claimed = outbox.claim(cr, token, limit=batch)
+                conn.commit()
+            except psycopg2.errors.SerializationFailure:
+                conn.rollback()  # another worker changed a row we looked at: look again
+                continue
+            if not claimed:
+                return
+            with lock:
+                pushes.update(link_id for link_id, _seq in claimed)
+            with conn.cursor() as cr:
+                for link_id, seq in claimed:
+                    assert outbox.finish_done(cr, link_id, token, seq, f"ext-{link_id}", "h", 0)
+            conn.commit()
+    except Exception as exc:  # surfaced to the test thread below
+        errors.append(exc)
+        raise
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_concurrent_workers_push_each_link_exactly_once(schema, workers):
+    insert_links(schema, 2000, accounts=7)
+    pushes, lock, errors = Counter(), threading.Lock(), []
+    threads = [threading.Thread(target=_drain, args=(schema, pushes, lock, errors)) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert len(pushes) == 2000
+    assert max(pushes.values()) == 1, "a link was pushed twice"
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        cr.execute("SELECT count(*) FROM impact_calendar_link WHERE dirty OR external_id IS NULL")
+        assert cr.fetchone()[0] == 0
+    conn.close()
+
+
+def test_claimed_link_is_invisible_to_other_workers_until_lease_expires(schema):
+    insert_links(schema, 3)
+    a, b = connect(schema), connect(schema)
+    with a.cursor() as cr:
+        assert [i for i, _ in outbox.claim(cr, "A", limit=2)] == [1, 2]
+    a.commit()
+    with b.cursor() as cr:
+        assert [i for i, _ in outbox.claim(cr, "B", limit=10)] == [3]
+    b.commit()
+    # A worker died holding 1 and 2: once the lease is over they are taken over.
+    with a.cursor() as cr:
+        cr.execute("UPDATE impact_calendar_link SET claimed_until = claimed_until - interval '1 hour' WHERE claim_token = 'A'")
+    a.commit()
+    with b.cursor() as cr:
+        assert [i for i, _ in outbox.claim(cr, "B2", limit=10)] == [1, 2]
+        # The dead worker's late result is ignored: it no longer holds the claim.
+        assert not outbox.finish_done(cr, 1, "A", 1, "ext", "h", 0)
+    b.commit()
+    a.close()
+    b.close()
+
+
+def test_change_during_push_keeps_link_dirty(schema):
+    insert_links(schema, 1)
+    worker, user = connect(schema), connect(schema)
+    with worker.cursor() as cr:
+        [(link_id, seq)] = outbox.claim(cr, "W")
+    worker.commit()
+    # A booking write lands while the worker talks to the provider: it never waits for a lock.
+    with user.cursor() as cr:
+        cr.execute("UPDATE impact_calendar_link SET dirty = true, change_seq = change_seq + 1 WHERE id = %s", (link_id,))
+    user.commit()
+    with worker.cursor() as cr:
+        assert outbox.finish_done(cr, link_id, "W", seq, "ext-1", "h", 0)
+    worker.commit()
+    dirty, state, external_id, *_ = _row(schema, link_id)
+    assert (dirty, state, external_id) == (True, "synced", "ext-1")
+
+
+def test_retry_waits_and_paused_is_not_claimed(schema):
+    insert_links(schema, 2)
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        claimed = outbox.claim(cr, "W")
+        outbox.finish_retry(cr, claimed[0][0], "W", claimed[0][1], 60, "503 Service Unavailable")
+        outbox.finish_paused(cr, claimed[1][0], "W", claimed[1][1], "invalid_grant")
+    conn.commit()
+    with conn.cursor() as cr:
+        assert outbox.claim(cr, "W2") == []
+        assert outbox.count_due(cr) == 0
+        assert outbox.next_due(cr) is not None
+        assert outbox.resume_account(cr, 1) == 1
+        assert [i for i, _ in outbox.claim(cr, "W3")] == [claimed[1][0]]
+    conn.commit()
+    conn.close()
+    assert _row(schema, claimed[0][0])[:2] == (True, "retrying")
+
+
+def test_rejected_is_kept_but_not_retried(schema):
+    insert_links(schema, 1)
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        [(link_id, seq)] = outbox.claim(cr, "W")
+        outbox.finish_rejected(cr, link_id, "W", seq, "Invalid value for: summary")
+    conn.commit()
+    with conn.cursor() as cr:
+        assert outbox.claim(cr, "W2") == []
+    conn.close()
+    dirty, state, *_ = _row(schema, link_id)
+    assert (dirty, state) == (False, "rejected")
