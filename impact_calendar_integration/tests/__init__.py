@@ -2,3 +2,4 @@ from . import test_access
 from . import test_settings
 from . import test_preferences
 from . import test_sync
+from . import test_oauth_routes
