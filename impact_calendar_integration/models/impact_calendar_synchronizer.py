@@ -8,6 +8,8 @@ import time
 import uuid
 from collections import defaultdict
 
+import psycopg2.errors
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
@@ -33,7 +35,14 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         started = time.monotonic()
         done = 0
         while time.monotonic() - started < time_budget:
-            pushed = self._push_round()
+            try:
+                pushed = self._push_round()
+            except psycopg2.errors.SerializationFailure:
+                # Another worker or a booking changed a row we touched: what we claimed keeps
+                # its lease and is retried; start over with a fresh snapshot.
+                self.env.cr.rollback()
+                _logger.info("Calendar push round hit a concurrent update; retrying")
+                continue
             if not pushed:
                 break
             done += pushed
@@ -106,6 +115,9 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             for link, _op in op_links.values():
                 outbox.finish_retry(cr, link.id, token, seqs[link.id], policy.MAX_DELAY, exc.args[0])
             return
+        # End the reading transaction before the network call: results are then written in a
+        # fresh snapshot, so a booking committed meanwhile does not make them fail to serialize.
+        self._commit()
         outcomes = client.push(ops)
         self._record(account, op_links, outcomes, token, seqs)
 
