@@ -29,4 +29,12 @@
         "views/res_config_settings_views.xml",
         "views/impact_calendar_menus.xml",
     ],
+    "demo": [
+        "demo/impact_calendar_demo.xml",
+    ],
+    "assets": {
+        "web.assets_tests": [
+            "impact_calendar_integration/static/tests/tours/*.js",
+        ],
+    },
 }

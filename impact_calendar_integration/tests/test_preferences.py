@@ -1,7 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from lxml import etree
 
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import HttpCase, TransactionCase, tagged
 
 from .common import connect_offline, make_user
 
@@ -56,3 +56,18 @@ class TestPreferences(TransactionCase):
         fields = arch.xpath("//page[@name='impact_calendar_external']//field")
         self.assertTrue(fields)
         self.assertTrue(all(f.get("readonly") in ("1", "True") for f in fields))
+
+
+@tagged("post_install", "-at_install")
+class TestPreferencesTour(HttpCase):
+    """What a person sees in the browser when opening Preferences."""
+
+    def test_member_sees_external_tab(self):
+        member = make_user(self.env, "tourmember")
+        member.password = "tourmember"  # browser_js logs in with password = login
+        self.start_tour("/odoo", "impact_calendar_preferences_member", login="tourmember")
+
+    def test_outsider_sees_nothing_of_it(self):
+        outsider = make_user(self.env, "touroutsider", integration=False)
+        outsider.password = "touroutsider"
+        self.start_tour("/odoo", "impact_calendar_preferences_outsider", login="touroutsider")

@@ -2,6 +2,7 @@
 """Every row of the behaviour table (DESIGN §2), on both providers, against the emulators."""
 
 from datetime import date, timedelta
+from unittest.mock import patch
 
 from odoo import Command
 from odoo.tests import tagged
@@ -134,6 +135,41 @@ class SyncBehaviour:
         self.assertFalse(self.external_events())
         self.assertFalse(self.env["impact.calendar.account"].sudo().search([("user_id", "=", self.instructor.id)]))
         self.assertFalse(self.env["impact.calendar.credential"].sudo().search([("account_id", "=", self.account.id)]))
+        if self.provider == "google":
+            self.assertEqual(len(self.emulator.requests(r"^/revoke$", "POST")), 1, "tokens revoked at Google")
+
+    def test_recurring_class_pushes_each_booked_occurrence(self):
+        self.availability(
+            students=self.students[:1], name="Weekly clay",
+            recurrency=True, rrule_type="daily", interval=1, end_type="count", count=3,
+        )
+        self.push()
+        events = self.external_events()
+        self.assertEqual(len(events), 3)
+        self.assertEqual({self.title(e) for e in events.values()}, {"Weekly clay"})
+
+    def test_native_odoo_sync_of_same_provider_is_not_doubled(self):
+        status = "_get_google_sync_status" if self.provider == "google" else "_get_microsoft_sync_status"
+        users = type(self.env["res.users"])
+        with patch.object(users, status, lambda user: "sync_active", create=True):
+            self.availability(students=self.students[:1])
+            self.push()
+            self.assertFalse(self.external_events(), "Odoo's own sync already pushes it")
+            prefs = self.instructor.with_user(self.instructor)
+            prefs.invalidate_recordset()
+            self.assertTrue(prefs.impact_calendar_native_conflict)
+        self.env.invalidate_all()
+        self.assertFalse(self.instructor.impact_calendar_native_conflict)
+
+    def test_resync_pushes_everything_again(self):
+        self.availability(students=self.students[:1], name="A")
+        self.availability(students=self.students[:2], name="B")
+        self.push()
+        self.clear_log()
+        self.instructor.with_user(self.instructor).action_impact_calendar_resync()
+        self.push()
+        self.assertEqual(self.api_calls(), 2)
+        self.assertEqual(len(self.external_events()), 2)
 
     def test_disconnect_can_keep_events(self):
         self.availability(students=self.students[:1])
