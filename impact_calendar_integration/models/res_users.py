@@ -133,6 +133,7 @@ class ResUsers(models.Model):
             "view_mode": "form",
             "views": [(self.env.ref("base.view_users_form_simple_modif").id, "form")],
             "target": "current",
+            "context": {"create": False},
         }
 
     # -- listener: group or activity change starts or stops syncing -------------------------

@@ -44,6 +44,12 @@ class TestPreferences(TransactionCase):
         self.assertEqual(values["impact_calendar_provider"], "google")
         self.assertTrue(values["impact_calendar_connected_at"])
 
+    def test_landing_page_after_connect_opens_own_preferences(self):
+        member = make_user(self.env, "member")
+        action = self.env.ref("impact_calendar_integration.action_my_external_calendar").with_user(member).run()
+        self.assertEqual((action["res_model"], action["res_id"]), ("res.users", member.id))
+        self.assertEqual(action["views"][0][0], self.env.ref("base.view_users_form_simple_modif").id)
+
     def test_connect_button_opens_the_start_route(self):
         member = make_user(self.env, "member")
         action = member.with_user(member).action_impact_calendar_connect_microsoft()

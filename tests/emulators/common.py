@@ -159,9 +159,16 @@ class LoopbackServer:
                 and (method is None or r.method == method)
             ]
 
-    def _take_fault(self, method, path):
+    def _take_fault(self, method, path, inner=False):
+        """The first fault matching the request, counted as used.
+
+        ``inner``: the request is one part of a batch; only status faults apply there (a drop,
+        a delay or an after-handling fault concerns the whole HTTP exchange).
+        """
         with self.lock:
             for fault in self.faults:
+                if inner and (not fault.status or fault.drop or fault.after_handling):
+                    continue
                 if fault.matches(method, path):
                     if fault.times is not None:
                         fault.times -= 1

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import googleapiclient
 
+from . import calendar_page
 from .common import LoggedRequest, LoopbackServer, Response
 
 DEFAULT_CLIENT_ID = "emulator-client.apps.googleusercontent.com"
@@ -687,15 +688,8 @@ class GoogleEmulator(LoopbackServer):
 
     def _part_fault(self, part_req):
         """Status faults (not drops or delays) also hit matching requests inside a batch."""
-        with self.lock:
-            for fault in self.faults:
-                if fault.status and not fault.drop and not fault.after_handling and fault.matches(part_req.method, part_req.path):
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times <= 0:
-                            self.faults.remove(fault)
-                    return Response(fault.status, fault.body, fault.headers)
-        return None
+        fault = self._take_fault(part_req.method, part_req.path, inner=True)
+        return Response(fault.status, fault.body, fault.headers) if fault else None
 
     @staticmethod
     def _format_part(boundary, content_id, response):
@@ -720,6 +714,7 @@ class GoogleEmulator(LoopbackServer):
         ("PATCH", EVENT_PATH, patch_event),
         ("PUT", EVENT_PATH, update_event),
         ("DELETE", EVENT_PATH, delete_event),
+        ("GET", calendar_page.PATH, calendar_page.serve),  # HTML view for demos
     )
 
     # endpoints for a GoogleConfig pointing here

@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from . import calendar_page
 from .common import LoopbackServer, Response
 from .tls import server_context
 
@@ -799,25 +800,14 @@ class MicrosoftEmulator(LoopbackServer):
 
     def _run_item(self, user, mailbox, item):
         parts = urlsplit(item["url"] if item["url"].startswith("/") else "/" + item["url"])
-        fault = self._take_item_fault(item["method"], "/v1.0" + parts.path)
+        # Status faults injected on a resource path also hit that resource inside a $batch.
+        fault = self._take_fault(item["method"], "/v1.0" + parts.path, inner=True)
         if fault is not None:
             return Response(fault.status, fault.body, fault.headers)
         throttled = self._throttled(mailbox)
         if throttled:
             return throttled
         return self._operate(user, item["method"], parts.path, copy.deepcopy(item.get("body")))
-
-    def _take_item_fault(self, method, path):
-        """Status faults injected on a resource path also hit that resource inside a $batch."""
-        with self.lock:
-            for fault in self.faults:
-                if fault.status and not fault.after_handling and fault.matches(method, path):
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times <= 0:
-                            self.faults.remove(fault)
-                    return fault
-        return None
 
     @staticmethod
     def _item_response(item, response):
@@ -846,4 +836,5 @@ class MicrosoftEmulator(LoopbackServer):
         ("POST", r"/v1\.0/(?P<rest>.+)", _graph_http),
         ("PATCH", r"/v1\.0/(?P<rest>.+)", _graph_http),
         ("DELETE", r"/v1\.0/(?P<rest>.+)", _graph_http),
+        ("GET", calendar_page.PATH, calendar_page.serve),  # HTML view for demos
     )
