@@ -30,6 +30,7 @@ CREATE TABLE impact_calendar_link (
     last_push_at timestamp,
     claimed_until timestamp,
     claim_token varchar,
+    create_sent boolean DEFAULT false,
     UNIQUE (event_ref, user_id)
 )
 """

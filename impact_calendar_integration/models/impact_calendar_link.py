@@ -58,6 +58,11 @@ class ImpactCalendarLink(models.Model):
     last_push_at = fields.Datetime(readonly=True)
     claimed_until = fields.Datetime(readonly=True)
     claim_token = fields.Char(readonly=True)
+    create_sent = fields.Boolean(
+        readonly=True,
+        help="A create went out and its answer is not recorded yet: if the worker dies, the "
+        "retried create may be answered with the event made from an older version.",
+    )
 
     _sql_constraints = [
         ("event_user_uniq", "unique(event_ref, user_id)", "One link per event and instructor."),

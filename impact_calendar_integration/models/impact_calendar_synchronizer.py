@@ -115,6 +115,9 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             for link, _op in op_links.values():
                 outbox.finish_retry(cr, link.id, token, seqs[link.id], policy.MAX_DELAY, exc.args[0])
             return
+        # A worker that dies after the provider made an event leaves this mark behind, so that
+        # the retried create's answer (the old event) is followed by an update.
+        outbox.mark_create_sent(self.env.cr, [op.key for op in ops if op.action == CREATE])
         # End the reading transaction before the network call: results are then written in a
         # fresh snapshot, so a booking committed meanwhile does not make them fail to serialize.
         self._commit()
@@ -148,7 +151,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             body=step.body,
             external_id=link.external_id,
             client_id=client_id,
-            meta={"hash": step.body_hash},
+            meta={"hash": step.body_hash, "resent": step.action == CREATE and link.create_sent},
         )
 
     def _forget_instead_of_delete(self, link, account):
@@ -165,7 +168,17 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             outcome = outcomes[key]
             seq = seqs[link.id]
             kind = outcome.kind
-            if kind is Kind.DONE or (kind is Kind.GONE and op.action == DELETE):
+            retried_create = op.action == CREATE and (
+                outcome.status == 409 or link.attempts or op.meta.get("resent")
+            )
+            if kind is Kind.DONE and retried_create:
+                # A retried create may be answered with the event an earlier try made from an
+                # older version of the class (Google: 409 then GET; Graph: same transactionId).
+                # Keep its id; the next round sends the current body as an update.
+                external_id = outcome.external_id or op.external_id
+                outbox.finish_created_unverified(cr, link.id, token, seq, external_id, link.generation)
+                pushed_any = True
+            elif kind is Kind.DONE or (kind is Kind.GONE and op.action == DELETE):
                 external_id = None if op.action == DELETE else (outcome.external_id or op.external_id)
                 outbox.finish_done(cr, link.id, token, seq, external_id, op.meta.get("hash"), link.generation)
                 pushed_any = True

@@ -49,6 +49,7 @@ def _finish(cr, link_id, token, seq, assignments, params):
         UPDATE impact_calendar_link
            SET {assignments},
                dirty = CASE WHEN change_seq = %(seq)s THEN %(clean_dirty)s ELSE true END,
+               create_sent = false,
                claimed_until = NULL,
                claim_token = NULL
          WHERE id = %(id)s AND claim_token = %(token)s
@@ -74,6 +75,21 @@ def finish_done(cr, link_id, token, seq, external_id, pushed_hash, generation):
             "generation": generation,
             "clean_dirty": False,
         },
+    )
+
+
+def finish_created_unverified(cr, link_id, token, seq, external_id, generation):
+    """A create answered with an event an earlier try of it may have made (its answer was lost,
+    then the class changed): keep the event's id, forget the hash and stay dirty, so that the next
+    round sends the current body as an update."""
+    return _finish(
+        cr,
+        link_id,
+        token,
+        seq,
+        "external_id = %(external_id)s, pushed_hash = NULL, generation = %(generation)s,"
+        " state = 'pending', attempts = 0, next_try = NULL, last_error = NULL",
+        {"external_id": external_id, "generation": generation, "clean_dirty": True},
     )
 
 
@@ -126,6 +142,11 @@ def finish_paused(cr, link_id, token, seq, message):
         "state = 'paused', last_error = %(message)s",
         {"message": message, "clean_dirty": True},
     )
+
+
+def mark_create_sent(cr, link_ids):
+    """Record, before the network call and committed with it, that these links' creates go out."""
+    cr.execute("UPDATE impact_calendar_link SET create_sent = true WHERE id = ANY(%s)", (list(link_ids),))
 
 
 def resume_account(cr, account_id):

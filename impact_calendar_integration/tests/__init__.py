@@ -3,3 +3,4 @@ from . import test_settings
 from . import test_preferences
 from . import test_sync
 from . import test_oauth_routes
+from . import test_faults

@@ -33,6 +33,9 @@ SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFF
 # Network-level failures: the request may or may not have reached Google; retrying is safe
 # because creates carry a deterministic id and updates/deletes are idempotent.
 NETWORK_ERRORS = (OSError, httplib2.HttpLib2Error, http.client.HTTPException, google.auth.exceptions.TransportError, BatchError)
+MALFORMED_BATCH_MESSAGE = "Google: unreadable batch response."
+MALFORMED_MESSAGE = "Google: unreadable response."
+MISSING_ID_MESSAGE = "Google answered a create without the event's id."
 BURNED_ID_MESSAGE = "The event id was used by an event that has since been deleted; a new id is needed."
 
 
@@ -96,6 +99,10 @@ def classify_http_error(error):
 
 def classify_exception(error):
     """Outcome of an exception raised by a call (or a whole batch)."""
+    if isinstance(error, BatchError):
+        # BatchError subclasses HttpError but means an unreadable batch answer (often a 200 from
+        # a proxy): nothing is confirmed, so retry; creates are idempotent, the rest too.
+        return Outcome(Kind.TRANSIENT, status=getattr(error.resp, "status", None), message=MALFORMED_BATCH_MESSAGE)
     if isinstance(error, HttpError):
         return classify_http_error(error)
     if isinstance(error, google.auth.exceptions.RefreshError):
@@ -156,6 +163,9 @@ class GoogleCalendarClient(ProviderClient):
         outcome = self._execute(self._insert(body, client_id))
         if outcome.status == 409:
             outcome = self._recover_conflict(client_id)
+        elif outcome.kind is Kind.DONE and not outcome.external_id:
+            # A create is DONE only with the event's id: without it the link would forget the event.
+            outcome = Outcome(Kind.TRANSIENT, status=outcome.status, message=MISSING_ID_MESSAGE)
         return outcome
 
     def update(self, external_id, body):
@@ -174,6 +184,9 @@ class GoogleCalendarClient(ProviderClient):
             return request.execute(num_retries=0), None  # retries belong to the engine's policy
         except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as error:
             return None, self._classify(error)
+        except ValueError:
+            # A 2xx whose body is not JSON (a proxy's page, a truncated answer): nothing confirmed.
+            return None, Outcome(Kind.TRANSIENT, status=200, message=MALFORMED_MESSAGE)
         finally:
             self._publish_tokens()
 
@@ -253,6 +266,10 @@ class GoogleCalendarClient(ProviderClient):
         except KeyError:
             # googleapiclient looks up every request id in the answer: one was missing.
             return {}, Outcome(Kind.TRANSIENT, message="Google: incomplete batch response.")
+        except (ValueError, IndexError):
+            # A truncated or garbled part (bad status line, non-JSON 2xx body, broken UTF-8):
+            # googleapiclient raises while parsing; nothing of this batch is confirmed.
+            return {}, Outcome(Kind.TRANSIENT, message=MALFORMED_BATCH_MESSAGE)
         except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as error:
             return {}, self._classify(error)
         finally:
@@ -320,6 +337,9 @@ def _success_outcome(result, external_id=None):
 
 
 def _part_outcome(op, response, error):
+    if error is None and op.action == CREATE and not (isinstance(response, dict) and response.get("id")):
+        # A create is DONE only with the event's id: without it the link would forget the event.
+        return Outcome(Kind.TRANSIENT, status=200, message=MISSING_ID_MESSAGE)
     return _success_outcome(response, op.external_id) if error is None else classify_http_error(error)
 
 

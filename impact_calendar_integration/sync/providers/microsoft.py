@@ -120,12 +120,14 @@ class GraphCalendarClient(ProviderClient):
             failure = classify(response.status_code, response.headers, _json(response), "batch")
         if failure is not None:
             return {op.key: failure for op, _ in planned}
-        answers = {str(answer.get("id")): answer for answer in _json(response).get("responses") or []}
+        answers = _batch_answers(_json(response))
         outcomes, unauthorized = {}, []
         for index, (op, _) in enumerate(planned):
             answer = answers.get(str(index + 1))
             if answer is None:
                 outcomes[op.key] = Outcome(Kind.TRANSIENT, message="Graph returned no answer for this request")
+            elif not isinstance(answer.get("status"), int):
+                outcomes[op.key] = Outcome(Kind.TRANSIENT, message="Graph returned an unreadable answer for this request")
             elif answer.get("status") == 401 and not refreshed:
                 unauthorized.append(op)
             else:
@@ -286,7 +288,12 @@ def classify(status, headers, body, action):
     """The Outcome of one Graph answer (a response or a $batch item)."""
     message = _graph_message(body)
     if 200 <= status < 300:
-        return Outcome(Kind.DONE, external_id=None if action == DELETE else (body or {}).get("id"), status=status)
+        external_id = (body or {}).get("id") if isinstance(body, dict) else None
+        if action == CREATE and not external_id:
+            # Only an answer naming the event confirms a create (a proxy's page or a truncated body
+            # does not); the retry carries the same transactionId, so it cannot duplicate.
+            return Outcome(Kind.TRANSIENT, status=status, message="Graph answered a create without the event's id")
+        return Outcome(Kind.DONE, external_id=None if action == DELETE else external_id, status=status)
     if status in (404, 410) and action in (UPDATE, DELETE):
         return Outcome(Kind.GONE, status=status, message=message)
     retry_after = parse_retry_after(headers.get("Retry-After"))
@@ -297,6 +304,15 @@ def classify(status, headers, body, action):
     if status == 401:
         return Outcome(Kind.AUTH_REVOKED, status=status, message=message)
     return Outcome(Kind.REJECTED, status=status, message=message)
+
+
+def _batch_answers(data):
+    """{item id: answer} of a $batch response body; whatever is not a proper answer is left out
+    (its request then counts as unanswered and is retried)."""
+    answers = data.get("responses")
+    if not isinstance(answers, list):
+        return {}
+    return {str(answer.get("id")): answer for answer in answers if isinstance(answer, dict) and answer.get("id") is not None}
 
 
 def _stop_outcome(outcomes):
