@@ -167,17 +167,6 @@ class FaultCases:
                 emulator._revoke_next_refresh = 0
 
     # -- world ---------------------------------------------------------------------------------------
-    def _microsoft_tokens(self, email):
-        # A reconnect signs the same mailbox in again (the base helper would seed a new user).
-        if email.lower() in self.emulator.users:
-            original = self.emulator.seed_user
-            self.emulator.seed_user = lambda *args, **kwargs: self.emulator.user(email)
-            try:
-                return super()._microsoft_tokens(email)
-            finally:
-                self.emulator.seed_user = original
-        return super()._microsoft_tokens(email)
-
     def classes(self, count, user=None, students=1, prefix="Class", **values):
         events = self.env["calendar.event"]
         for n in range(count):
