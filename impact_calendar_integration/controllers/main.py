@@ -17,7 +17,7 @@ import time
 
 from werkzeug.exceptions import Forbidden, NotFound
 
-from odoo import _, http
+from odoo import http
 from odoo.exceptions import UserError
 from odoo.http import request
 from odoo.tools.misc import consteq, hmac as odoo_hmac
@@ -87,7 +87,7 @@ class ImpactCalendarOAuth(http.Controller):
         if provider not in PROVIDERS:
             raise NotFound()
         if not request.env.user.has_group(GROUP):
-            raise Forbidden(_("You are not allowed to connect an external calendar."))
+            raise Forbidden(request.env._("You are not allowed to connect an external calendar."))
 
     def _back_to_preferences(self, notice=None):
         if notice:
@@ -129,7 +129,7 @@ class ImpactCalendarOAuth(http.Controller):
         except StateError as exc:
             _logger.warning("Refused calendar OAuth callback for user %s: %s", request.env.uid, exc)
             return request.make_response(
-                _("This calendar connection link is invalid, expired or already used. Start again from Preferences."),
+                request.env._("This calendar connection link is invalid, expired or already used. Start again from Preferences."),
                 headers=[("Content-Type", "text/plain; charset=utf-8")],
                 status=400,
             )
@@ -139,15 +139,15 @@ class ImpactCalendarOAuth(http.Controller):
         if not pending or pending.get("provider") != provider:
             _logger.warning("Refused replayed calendar OAuth callback for user %s", request.env.uid)
             return request.make_response(
-                _("This calendar connection link was already used. Start again from Preferences."),
+                request.env._("This calendar connection link was already used. Start again from Preferences."),
                 headers=[("Content-Type", "text/plain; charset=utf-8")],
                 status=400,
             )
         if error:
             if error == "access_denied":
-                return self._back_to_preferences(_("Connection cancelled: the calendar access was not granted."))
+                return self._back_to_preferences(request.env._("Connection cancelled: the calendar access was not granted."))
             return self._back_to_preferences(
-                _("The provider refused the connection: %(error)s", error=kwargs.get("error_description") or error)
+                request.env._("The provider refused the connection: %(error)s", error=kwargs.get("error_description") or error)
             )
         accounts = request.env["impact.calendar.account"]
         try:
@@ -162,5 +162,5 @@ class ImpactCalendarOAuth(http.Controller):
             accounts._connect(request.env.user, provider, tokens, email)
         except (AuthRevoked, ProviderError, MicrosoftAuthError, UserError) as exc:
             _logger.info("Calendar OAuth for user %s failed: %s", request.env.uid, exc)
-            return self._back_to_preferences(_("Connection failed: %(reason)s", reason=str(exc)))
+            return self._back_to_preferences(request.env._("Connection failed: %(reason)s", reason=str(exc)))
         return self._back_to_preferences()

@@ -1,7 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import logging
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..sync import oauth_google
@@ -116,7 +116,7 @@ class ImpactCalendarAccount(models.Model):
         config = self._google_config() if provider == "google" else self._microsoft_config()
         if not (config.client_id and config.client_secret):
             raise UserError(
-                _(
+                self.env._(
                     "%(provider)s is not configured yet: ask an administrator to enter the "
                     "client id and secret in Settings > External Calendar.",
                     provider=dict(PROVIDERS)[provider],
@@ -158,7 +158,7 @@ class ImpactCalendarAccount(models.Model):
         account = self.sudo().search([("user_id", "=", user.id)], limit=1)
         if account and account.provider != provider:
             raise UserError(
-                _("Disconnect %(current)s before connecting another calendar.", current=account.email)
+                self.env._("Disconnect %(current)s before connecting another calendar.", current=account.email)
             )
         values = {
             "provider": provider,
@@ -189,7 +189,7 @@ class ImpactCalendarAccount(models.Model):
         )
         for account in self:
             if account.user_id != self.env.user and not manager:
-                raise AccessError(_("You can only manage your own calendar connection."))
+                raise AccessError(self.env._("You can only manage your own calendar connection."))
 
     def action_resync(self):
         """Push every booked class again, whether or not we think the provider has it."""
@@ -205,7 +205,7 @@ class ImpactCalendarAccount(models.Model):
         self._check_owner_or_manager()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Disconnect external calendar"),
+            "name": self.env._("Disconnect external calendar"),
             "res_model": "impact.calendar.disconnect",
             "view_mode": "form",
             "target": "new",

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 
 from ..sync import outbox
 
@@ -182,5 +182,5 @@ class ImpactCalendarLink(models.Model):
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
-            "params": {"message": _("%(count)s link(s) queued.", count=len(self)), "type": "success"},
+            "params": {"message": self.env._("%(count)s link(s) queued.", count=len(self)), "type": "success"},
         }

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
 from .impact_calendar_account import PROVIDERS
@@ -84,7 +84,7 @@ class ResUsers(models.Model):
     def _impact_check_self(self):
         self.ensure_one()
         if self != self.env.user or not self.env.user.has_group(GROUP):
-            raise AccessError(_("Only you can connect your own external calendar."))
+            raise AccessError(self.env._("Only you can connect your own external calendar."))
 
     def _impact_start_url(self, provider):
         self._impact_check_self()
@@ -111,7 +111,7 @@ class ResUsers(models.Model):
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
-                "message": _("Every booked class will be pushed again in a moment."),
+                "message": self.env._("Every booked class will be pushed again in a moment."),
                 "type": "success",
                 "next": {"type": "ir.actions.act_window_close"},
             },
@@ -127,7 +127,7 @@ class ResUsers(models.Model):
         """Preferences of the current user in a full page: where the OAuth callback lands."""
         return {
             "type": "ir.actions.act_window",
-            "name": _("Preferences"),
+            "name": self.env._("Preferences"),
             "res_model": "res.users",
             "res_id": self.env.user.id,
             "view_mode": "form",
