@@ -197,7 +197,7 @@ class ImpactCalendarAccount(models.Model):
         links = self.env["impact.calendar.link"].sudo()
         for account in self.sudo():
             links._resume_account(account)
-            links.search([("account_id", "=", account.id)]).write({"pushed_hash": False})
+            links.search([("account_id", "=", account.id)]).write({"pushed_hash": False, "next_try": False})
             links._mark_users_dirty(account.user_id.ids, backfill=True)
         return True
 

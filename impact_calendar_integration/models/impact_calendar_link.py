@@ -7,12 +7,37 @@ DIRTY_EVENTS = "impact_calendar.dirty_event_ids"
 DIRTY_USERS = "impact_calendar.dirty_user_ids"
 BACKFILL_USERS = "impact_calendar.backfill_user_ids"
 
-# Links are created for a class once someone other than the organizer is booked and not declined.
-HAS_ROSTER = """
-    EXISTS (SELECT 1 FROM calendar_attendee att
-             WHERE att.event_id = e.id
-               AND att.partner_id IS DISTINCT FROM u.partner_id
-               AND att.state IS DISTINCT FROM 'declined')
+# A link is made for a class of a connected instructor once someone other than the organizer
+# is booked and has not declined; ``{where}`` narrows the classes. One statement with the
+# update of the existing links, so that a booking transaction pays one query for both.
+INSERT_LINKS = """
+    INSERT INTO impact_calendar_link
+           (event_ref, event_id, user_id, account_id, dirty, change_seq, generation,
+            state, attempts, create_uid, write_uid, create_date, write_date)
+    SELECT e.id, e.id, a.user_id, a.id, true, 1, 0, 'pending', 0,
+           %(uid)s, %(uid)s, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
+      FROM calendar_event e
+      JOIN impact_calendar_account a ON a.user_id = e.user_id AND a.state = 'connected'
+      JOIN res_users u ON u.id = e.user_id
+     WHERE {where}
+       AND EXISTS (SELECT 1 FROM calendar_attendee att
+                    WHERE att.event_id = e.id
+                      AND att.partner_id IS DISTINCT FROM u.partner_id
+                      AND att.state IS DISTINCT FROM 'declined')
+    ON CONFLICT (event_ref, user_id) DO NOTHING
+    RETURNING 1
+"""
+MARK_DIRTY = """
+    UPDATE impact_calendar_link
+       SET dirty = true, change_seq = change_seq + 1,
+           state = CASE WHEN state = 'rejected' THEN 'pending' ELSE state END,
+           next_try = CASE WHEN state = 'rejected' THEN NULL ELSE next_try END
+     WHERE {where}
+    RETURNING 1
+"""
+MARK_AND_INSERT = """
+    WITH touched AS ({mark}), inserted AS ({insert})
+    SELECT (SELECT count(*) FROM touched) + (SELECT count(*) FROM inserted)
 """
 
 
@@ -103,69 +128,27 @@ class ImpactCalendarLink(models.Model):
             self.env.flush_all()
 
     def _sql_mark_events(self, event_ids):
-        """Dirty existing links of these events (any organizer, old or new) and add missing ones."""
-        cr = self.env.cr
-        cr.execute(
-            f"""
-            WITH touched AS (
-                UPDATE impact_calendar_link
-                   SET dirty = true, change_seq = change_seq + 1,
-                       state = CASE WHEN state = 'rejected' THEN 'pending' ELSE state END,
-                       next_try = CASE WHEN state = 'rejected' THEN NULL ELSE next_try END
-                 WHERE event_ref = ANY(%(ids)s)
-                RETURNING event_ref, user_id)
-            INSERT INTO impact_calendar_link
-                   (event_ref, event_id, user_id, account_id, dirty, change_seq, generation,
-                    state, attempts, create_uid, write_uid, create_date, write_date)
-            SELECT e.id, e.id, a.user_id, a.id, true, 1, 0, 'pending', 0,
-                   %(uid)s, %(uid)s, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
-              FROM calendar_event e
-              JOIN impact_calendar_account a ON a.user_id = e.user_id AND a.state = 'connected'
-              JOIN res_users u ON u.id = e.user_id
-             WHERE e.id = ANY(%(ids)s)
-               AND NOT EXISTS (SELECT 1 FROM touched t
-                                WHERE t.event_ref = e.id AND t.user_id = e.user_id)
-               AND {HAS_ROSTER}
-            ON CONFLICT (event_ref, user_id) DO NOTHING
-            """,
-            {"ids": event_ids, "uid": self.env.uid},
+        """Dirty the links of these events (any organizer, old or new); add the missing ones."""
+        return self._sql_mark_and_insert(
+            "event_ref = ANY(%(events)s)", "e.id = ANY(%(events)s)", events=event_ids
         )
-        inserted = cr.rowcount
-        cr.execute("SELECT count(*) FROM impact_calendar_link WHERE event_ref = ANY(%s) AND dirty", (event_ids,))
-        return inserted + cr.fetchone()[0]
 
     def _sql_mark_users(self, user_ids, backfill_ids):
         """Dirty every link of these users; for backfill, add links for their future classes."""
-        cr = self.env.cr
-        cr.execute(
-            """UPDATE impact_calendar_link
-                  SET dirty = true, change_seq = change_seq + 1, next_try = NULL,
-                      state = CASE WHEN state = 'rejected' THEN 'pending' ELSE state END
-                WHERE user_id = ANY(%s)""",
-            (user_ids,),
+        return self._sql_mark_and_insert(
+            "user_id = ANY(%(users)s)",
+            "e.user_id = ANY(%(backfill)s) AND e.active AND e.stop >= now() AT TIME ZONE 'UTC'",
+            users=user_ids,
+            backfill=backfill_ids,
         )
-        touched = cr.rowcount
-        if backfill_ids:
-            cr.execute(
-                f"""
-                INSERT INTO impact_calendar_link
-                       (event_ref, event_id, user_id, account_id, dirty, change_seq, generation,
-                        state, attempts, create_uid, write_uid, create_date, write_date)
-                SELECT e.id, e.id, a.user_id, a.id, true, 1, 0, 'pending', 0,
-                       %(uid)s, %(uid)s, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
-                  FROM calendar_event e
-                  JOIN impact_calendar_account a ON a.user_id = e.user_id AND a.state = 'connected'
-                  JOIN res_users u ON u.id = e.user_id
-                 WHERE e.user_id = ANY(%(users)s)
-                   AND e.active
-                   AND e.stop >= now() AT TIME ZONE 'UTC'
-                   AND {HAS_ROSTER}
-                ON CONFLICT (event_ref, user_id) DO NOTHING
-                """,
-                {"users": backfill_ids, "uid": self.env.uid},
-            )
-            touched += cr.rowcount
-        return touched
+
+    def _sql_mark_and_insert(self, mark_where, insert_where, **params):
+        # Both conditions are constants of this module; every value goes through a parameter.
+        query = MARK_AND_INSERT.format(
+            mark=MARK_DIRTY.format(where=mark_where), insert=INSERT_LINKS.format(where=insert_where)
+        )
+        self.env.cr.execute(query, dict(params, uid=self.env.uid))  # pylint: disable=sql-injection
+        return self.env.cr.fetchone()[0]
 
     @api.model
     def _resume_account(self, account):
