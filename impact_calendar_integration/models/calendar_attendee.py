@@ -1,9 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-from odoo import api, models
+from odoo import api, fields, models
 
 
 class CalendarAttendee(models.Model):
     _inherit = "calendar.attendee"
+
+    # Odoo 18 does not index it; every booking write asks "is anyone booked into this class?".
+    event_id = fields.Many2one(index=True)
 
     @api.model_create_multi
     def create(self, vals_list):

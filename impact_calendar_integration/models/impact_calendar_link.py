@@ -20,6 +20,8 @@ INSERT_LINKS = """
       JOIN impact_calendar_account a ON a.user_id = e.user_id AND a.state = 'connected'
       JOIN res_users u ON u.id = e.user_id
      WHERE {where}
+       AND NOT EXISTS (SELECT 1 FROM impact_calendar_link link
+                        WHERE link.event_ref = e.id AND link.user_id = e.user_id)
        AND EXISTS (SELECT 1 FROM calendar_attendee att
                     WHERE att.event_id = e.id
                       AND att.partner_id IS DISTINCT FROM u.partner_id

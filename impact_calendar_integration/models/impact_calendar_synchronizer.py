@@ -20,7 +20,7 @@ from ..sync.vault import VaultKeyError
 
 _logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 50  # links claimed per round: one Google batch, or 3 Graph batches
+BATCH_SIZE = 100  # links claimed per round: whole batches for both (2 Google of 50, 5 Graph of 20)
 LEASE_SECONDS = 300  # a claim older than this is taken over (the worker died)
 TIME_BUDGET = 240  # seconds per cron run; the cron is re-triggered for what remains
 
