@@ -8,8 +8,9 @@ default 50 ms, added to every HTTP request the emulator serves):
 
 * batched:   ``client.push(ops)`` -- Google batch of 50, Graph ``$batch`` of 20 (4 dependsOn
              chains, so at most 4 items run at once in the mailbox);
-* rounds50:  ``client.push`` called per 50 operations, as the synchronizer does (it claims
-             BATCH_SIZE = 50 links per round): shows what the engine really sends;
+* rounds:    ``client.push`` called per BATCH_SIZE operations, as the synchronizer does (it
+             claims BATCH_SIZE links per round, read from the synchronizer's source): shows what
+             the engine really sends;
 * unbatched: one HTTP call per change through ``create`` / ``update`` / ``delete``. Measured in
              full up to ``--unbatched-max`` changes (default 1,000); bigger sizes are
              extrapolated linearly from that measured run (the output says so).
@@ -30,6 +31,8 @@ Run:  .venv-ci/bin/python benchmarks/push_throughput.py [--sizes 1000 10000] [--
 import argparse
 import json
 import math
+import os
+import re
 import socket
 import sys
 import time
@@ -54,7 +57,13 @@ from impact_calendar_integration.sync.providers.microsoft import GraphCalendarCl
 from impact_calendar_integration.sync.outcomes import Kind
 
 TARGET_BATCH = {"google": 50, "microsoft": 20}
-ROUND = 50  # links the synchronizer claims per round (models/impact_calendar_synchronizer.py BATCH_SIZE)
+SYNCHRONIZER = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "impact_calendar_integration", "models", "impact_calendar_synchronizer.py",
+)
+with open(SYNCHRONIZER, encoding="utf-8") as _source:
+    # links the synchronizer claims per round (read, not imported: that module needs Odoo)
+    ROUND = int(re.search(r"^BATCH_SIZE = (\d+)", _source.read(), re.M).group(1))
 NAMESPACE = "bench-db-uuid"
 START = datetime(2031, 1, 6, 9, 0)
 
@@ -222,7 +231,7 @@ def run(side, mode, n, latency):
     outcomes = {}
     if mode == "batched":
         outcomes = client.push(ops)
-    elif mode == "rounds50":
+    elif mode == "rounds":
         for start in range(0, len(ops), ROUND):
             outcomes.update(client.push(ops[start : start + ROUND]))
     else:
@@ -300,7 +309,7 @@ def report(results, latency, started):
     print()
     print("cpu ms/chg = client thread / whole process (client + in-process emulator threads, one GIL, 2 cores), per change.")
     print("Emulator sockets use TCP_NODELAY (see no_delay()): otherwise each 20-item Graph $batch pays +40 ms of Nagle/delayed-ACK.")
-    print("rounds50 = push() per 50 ops, as the synchronizer claims 50 links per round: Graph then sends 20+20+10.")
+    print(f"rounds = push() per {ROUND} ops, as the synchronizer claims {ROUND} links per round.")
     print("target = ceil(n/50) HTTP requests for Google, ceil(n/20) for Graph (batched). req/target 1.00 = on target.")
     graph = [r for r in results if r["provider"] == "microsoft" and r["mode"] != "unbatched" and not r["extrapolated"]]
     if graph:
@@ -334,9 +343,9 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--latency", type=float, default=0.05, help="simulated round trip per HTTP request (s)")
     parser.add_argument("--unbatched-max", type=int, default=500, help="largest unbatched run measured in full")
-    parser.add_argument("--rounds-max", type=int, default=1000, help="largest rounds50 run measured in full")
+    parser.add_argument("--rounds-max", type=int, default=1000, help="largest rounds run measured in full")
     parser.add_argument("--providers", nargs="+", default=["google", "microsoft"], choices=["google", "microsoft"])
-    parser.add_argument("--modes", nargs="+", default=["batched", "rounds50", "unbatched"], choices=["batched", "rounds50", "unbatched"])
+    parser.add_argument("--modes", nargs="+", default=["batched", "rounds", "unbatched"], choices=["batched", "rounds", "unbatched"])
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
@@ -346,11 +355,11 @@ def main():
         side = GoogleSide() if provider == "google" else GraphSide()
         try:
             measured = {}  # mode -> largest run measured in full, for the extrapolations
-            limits = {"unbatched": args.unbatched_max, "rounds50": args.rounds_max}
+            limits = {"unbatched": args.unbatched_max, "rounds": args.rounds_max}
             for n in sorted(args.sizes):
                 for mode in args.modes:
-                    if mode == "rounds50" and provider == "google":
-                        continue  # identical to batched for Google: one batch of 50 per round
+                    if mode == "rounds" and provider == "google":
+                        continue  # identical to batched for Google when a round is whole batches of 50
                     if n > limits.get(mode, n):
                         if mode not in measured:
                             measured[mode] = run(side, mode, limits[mode], args.latency)
