@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from emulators.google import GoogleEmulator
 from impact_calendar_integration.sync import oauth_google
 from impact_calendar_integration.sync.config import GOOGLE_SCOPES, GoogleConfig
 from impact_calendar_integration.sync.ids import deterministic_event_id, transaction_id
@@ -22,7 +21,7 @@ from impact_calendar_integration.sync.policy import retry_delay
 from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation, TokenSet
 from impact_calendar_integration.sync.providers.google import GoogleCalendarClient, batch_uri
 
-USER = "teacher@example.com"
+USER = "teacher@example.com"  # the user of the `google` fixture (conftest.py)
 REDIRECT_URI = "http://odoo.test/impact_calendar/oauth/google/callback"
 TIMEOUT = 0.5
 EVENTS = r"/calendar/v3/calendars/primary/events"
@@ -44,19 +43,6 @@ def event_body(summary="Yoga", hour=10):
 
 def eid(n, generation=0):
     return deterministic_event_id("db1", n, 7, generation)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with GoogleEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def google(server):
-    server.reset()
-    server.add_user(USER)
-    return server
 
 
 @pytest.fixture

@@ -9,27 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from emulators.google import GoogleEmulator
 
-USER = "teacher@example.com"
+USER = "teacher@example.com"  # the user of the `google` fixture (conftest.py)
 EVENT = {
     "summary": "Yoga",
     "start": {"dateTime": "2030-01-07T10:00:00Z", "timeZone": "UTC"},
     "end": {"dateTime": "2030-01-07T11:00:00Z", "timeZone": "UTC"},
 }
-
-
-@pytest.fixture(scope="module")
-def server():
-    with GoogleEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def google(server):
-    server.reset()
-    server.add_user(USER)
-    return server
 
 
 @pytest.fixture

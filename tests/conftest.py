@@ -1,0 +1,21 @@
+"""Fixtures shared by the Google test modules."""
+
+import pytest
+from emulators.google import GoogleEmulator
+
+GOOGLE_USER = "teacher@example.com"
+
+
+@pytest.fixture(scope="module")
+def google_server():
+    """One emulator per test module: starting and stopping one costs more than resetting it."""
+    with GoogleEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def google(google_server):
+    """The module's Google emulator, emptied, with one user."""
+    google_server.reset()
+    google_server.add_user(GOOGLE_USER)
+    return google_server
