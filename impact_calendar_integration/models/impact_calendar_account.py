@@ -42,9 +42,6 @@ class ImpactCalendarAccount(models.Model):
     connected_at = fields.Datetime("Connected since", readonly=True)
     last_push_at = fields.Datetime("Last successful push", readonly=True)
     last_error = fields.Char(readonly=True)
-    remove_on_disconnect = fields.Boolean(
-        readonly=True, help="Set while disconnecting: our events are being removed first."
-    )
     link_ids = fields.One2many("impact.calendar.link", "account_id", readonly=True)
     pending_count = fields.Integer("Waiting", compute="_compute_link_counts")
     failed_count = fields.Integer("Failed", compute="_compute_link_counts")
@@ -165,7 +162,6 @@ class ImpactCalendarAccount(models.Model):
             "email": email,
             "state": "connected",
             "last_error": False,
-            "remove_on_disconnect": False,
             "connected_at": fields.Datetime.now(),
         }
         if account:
@@ -219,7 +215,7 @@ class ImpactCalendarAccount(models.Model):
             if keep_events or account.state == "needs_reconnect" or not account.synced_count:
                 account._revoke_and_erase()
                 continue
-            account.write({"state": "disconnecting", "remove_on_disconnect": True})
+            account.state = "disconnecting"  # the cron removes our future events, then erases
             self.env["impact.calendar.link"]._mark_users_dirty(account.user_id.ids)
 
     def _revoke_and_erase(self):

@@ -34,6 +34,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     def _cron_push(self, time_budget=TIME_BUDGET):
         started = time.monotonic()
         done = 0
+        woken = False
         while time.monotonic() - started < time_budget:
             try:
                 pushed = self._push_round()
@@ -47,7 +48,11 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
                 break
             done += pushed
             self._commit()
-            self.env["ir.cron"]._notify_progress(done=done, remaining=outbox.count_due(self.env.cr))
+            remaining = outbox.count_due(self.env.cr)
+            self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+            if remaining > BATCH_SIZE and not woken:
+                self._wake_workers()
+                woken = True
         self._schedule_next()
         return done
 
@@ -80,6 +85,22 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         if not getattr(threading.current_thread(), "testing", False):
             # Claims and results must be visible to other workers before the next network call.
             self.env.cr.commit()  # pylint: disable=invalid-commit
+
+    @api.model
+    def _workers(self):
+        """Every active scheduled action running this push: the shipped one, and the copies an
+        admin made of it to drain a backlog in parallel (claims skip what another holds)."""
+        return self.env["ir.cron"].sudo().search([
+            ("model_id.model", "=", self._name),
+            ("code", "=", "model._cron_push()"),
+            ("active", "=", True),
+        ])
+
+    @api.model
+    def _wake_workers(self):
+        """A backlog: ask the other workers to join instead of waiting for their interval."""
+        for cron in self._workers():
+            cron._trigger()
 
     @api.model
     def _schedule_next(self):

@@ -380,6 +380,23 @@ class TestGoogleSync(SyncBehaviour, SyncCase):
         self.assertEqual(external["end"], {"date": end})
 
 
+    def test_backlog_wakes_every_push_worker(self):
+        main = self.env.ref("impact_calendar_integration.ir_cron_push_bookings")
+        extra = main.copy({"name": "External Calendar: push booked classes (worker 2)", "active": True})
+        # A backlog of 250 links of classes that no longer exist: settled without any HTTP call.
+        self.env.cr.execute(
+            """INSERT INTO impact_calendar_link (event_ref, user_id, account_id, dirty, change_seq,
+                                                 generation, state, attempts)
+               SELECT -n, %s, %s, true, 1, 0, 'pending', 0 FROM generate_series(1, 250) n""",
+            (self.instructor.id, self.account.id),
+        )
+        triggers = self.env["ir.cron.trigger"].sudo()
+        before = triggers.search_count([("cron_id", "=", extra.id)])
+        with self.no_http():
+            self.assertEqual(self.synchronizer._cron_push(), 250)
+        self.assertEqual(triggers.search_count([("cron_id", "=", extra.id)]), before + 1)
+        self.assertEqual(self.synchronizer._workers(), main | extra)
+
     def test_deterministic_id_and_private_marker(self):
         event = self.availability(students=self.students[:1])
         self.push()
