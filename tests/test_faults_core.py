@@ -13,7 +13,6 @@ import pytest
 
 from emulators import tls
 from emulators.common import Response
-from emulators.google import GoogleEmulator
 from emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
 from impact_calendar_integration.sync import oauth_microsoft
 from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig
@@ -83,19 +82,13 @@ def assert_typed(outcomes, operations):
 # =================================================================================================
 # Google
 # =================================================================================================
-@pytest.fixture(scope="module")
-def gserver():
-    with GoogleEmulator() as emulator:
-        yield emulator
-
-
 @pytest.fixture
-def google(gserver):
-    gserver.reset()
-    gserver.add_user(GUSER)
-    rewriter = Rewriter(gserver)
-    gserver.rewriter = rewriter
-    yield gserver
+def google(google_server):
+    google_server.reset()
+    google_server.add_user(GUSER)
+    rewriter = Rewriter(google_server)
+    google_server.rewriter = rewriter
+    yield google_server
     rewriter.remove()
 
 
