@@ -1,23 +1,21 @@
 """Import helper for the no-Odoo benchmarks (same trick as the repository's conftest.py).
 
-Registers a bare ``impact_calendar_integration`` package whose ``__path__`` is the addon folder,
-so ``impact_calendar_integration.sync`` imports without running the addon's ``__init__`` (which
-imports Odoo), and puts ``tests/`` on ``sys.path`` for the loopback emulators and ``pg.py``.
+Makes ``impact_calendar_integration.sync`` and ``impact_calendar_integration.tests.emulators``
+importable without Odoo (``tools/addon_path.py``), and puts ``tests/`` on ``sys.path`` for
+``pg.py``.
 """
 
 import os
 import platform
 import sys
-import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ADDON = os.path.join(ROOT, "impact_calendar_integration")
 TESTS = os.path.join(ROOT, "tests")
 
-if "impact_calendar_integration" not in sys.modules:
-    _package = types.ModuleType("impact_calendar_integration")
-    _package.__path__ = [ADDON]
-    sys.modules["impact_calendar_integration"] = _package
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import addon_path  # noqa: E402  pylint: disable=wrong-import-position
+
+addon_path.register()
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
 

@@ -173,10 +173,8 @@ def create_database(odoo, args, name, drop=False, update=False):
 
 
 def load_emulators():
-    tests = os.path.join(REPO, "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    from emulators.google import GoogleEmulator  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from odoo.addons.impact_calendar_integration.tests.emulators.google import GoogleEmulator
 
     class TimedGoogleEmulator(GoogleEmulator):
         """Stamps every event write it serves (also inside a batch) with time.time() and marker."""

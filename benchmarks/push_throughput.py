@@ -43,9 +43,9 @@ from urllib.parse import parse_qsl, urlsplit
 import _path  # noqa: F401  (makes the addon's sync package and tests/emulators importable)
 
 import requests
-from emulators import tls
-from emulators.google import GoogleEmulator
-from emulators.microsoft import MicrosoftEmulator
+from impact_calendar_integration.tests.emulators import tls
+from impact_calendar_integration.tests.emulators.google import GoogleEmulator
+from impact_calendar_integration.tests.emulators.microsoft import MicrosoftEmulator
 
 from impact_calendar_integration.sync import oauth_microsoft
 from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig

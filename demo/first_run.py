@@ -21,34 +21,24 @@ import argparse
 import os
 import re
 import sys
-import types
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ADDON = os.path.join(REPO, "impact_calendar_integration")
 
 
-def _bootstrap():
-    """Import the pure sync core without the addon's ``__init__`` (which needs Odoo), and the
-    emulators from ``tests/`` (what the repository's conftest.py does for pytest)."""
-    if "impact_calendar_integration" not in sys.modules:
-        package = types.ModuleType("impact_calendar_integration")
-        package.__path__ = [ADDON]
-        sys.modules["impact_calendar_integration"] = package
-    tests_dir = os.path.join(REPO, "tests")
-    if tests_dir not in sys.path:
-        sys.path.insert(0, tests_dir)
+# The pure sync core and the test emulators, without the addon's ``__init__`` (which needs Odoo).
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import addon_path  # noqa: E402  pylint: disable=wrong-import-position
 
-
-_bootstrap()
+addon_path.register()
 
 # pylint: disable=wrong-import-position
 import requests  # noqa: E402
 
-from emulators import calendar_page, tls  # noqa: E402
-from emulators.google import GoogleEmulator  # noqa: E402
-from emulators.microsoft import MicrosoftEmulator  # noqa: E402
+from impact_calendar_integration.tests.emulators import calendar_page, tls  # noqa: E402
+from impact_calendar_integration.tests.emulators.google import GoogleEmulator  # noqa: E402
+from impact_calendar_integration.tests.emulators.microsoft import MicrosoftEmulator  # noqa: E402
 from impact_calendar_integration.sync import ids, oauth_google, oauth_microsoft, payload, planner  # noqa: E402
 from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig  # noqa: E402
 from impact_calendar_integration.sync.outcomes import Kind  # noqa: E402

@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Odoo demo: an Odoo 18 with the addon and its demo data, wired to the loopback emulators.
 
-    python demo/odoo_demo.py --odoo /path/to/odoo [-c odoo.conf] [--db impact_demo]
+With no Odoo at hand, ``python3 demo/try_it.py`` prepares one as CI does and runs this script.
+With an Odoo of your own, run it with that Odoo's Python (it needs the addon's libraries and
+``trustme``, as the addon's own tests do); no odoo.conf is needed when the options go after --:
 
-Run it with the Python of your Odoo (it needs the addon's libraries and ``trustme``, as the
-addon's own tests do). It
+    python demo/odoo_demo.py --odoo /path/to/odoo [-c odoo.conf] [--db impact_demo] [-- ODOO-BIN OPTIONS]
+
+It
 
 1. starts the Google emulator on http://127.0.0.1:8765 and the Microsoft emulator on
    https://127.0.0.1:8766 (a throwaway CA; the calendar pages are at ``/calendar``);
 2. creates the database with ``impact_calendar_integration`` and its demo data if it does not
-   exist yet (``--reset`` drops it first): instructors ``instructor.ann`` (Google) and
-   ``instructor.ben`` (Outlook), availabilities in the coming days, students booked;
-3. points the addon's settings at the emulators and freezes ``web.base.url``;
+   exist yet (``--reset`` drops it first), or loads the addon's data into it again:
+   instructors ``instructor.ann`` (Google) and ``instructor.ben`` (Outlook), availabilities in
+   the coming days, students booked;
+3. points the addon's settings at the emulators and freezes ``web.base.url``; accounts of an
+   earlier run must connect again, and their classes are sent again (the emulators start empty);
 4. starts Odoo (threaded, one cron thread) on http://127.0.0.1:8069 with the emulators' CA in
    ``REQUESTS_CA_BUNDLE``, and prints every request the emulators receive until Ctrl-C.
 
@@ -24,8 +29,8 @@ classes to the emulator's calendar page.
 follow the redirects back, wait for the cron, remove a student, see the event go), prints
 what it saw, stops everything, and exits 0 on success.
 
-Everything listens on 127.0.0.1 only. Extra odoo-bin options go after ``--``
-(e.g. ``-- --db_user odoo --db_password odoo``).
+Everything listens on 127.0.0.1 only. Options after ``--`` go to every odoo-bin call
+(e.g. ``-- --db_host 127.0.0.1 --db_user odoo --db_password odoo``).
 """
 
 import argparse
@@ -38,34 +43,28 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from contextlib import contextmanager
 from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+# When started by demo/try_it.py, time counts from that command's start.
+STARTED = float(os.environ.get("IMPACT_DEMO_STARTED") or time.time())
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADDON = "impact_calendar_integration"
 
 
-def _bootstrap():
-    """The emulators from ``tests/`` (the addon's own package needs Odoo: not imported here)."""
-    tests_dir = os.path.join(REPO, "tests")
-    if tests_dir not in sys.path:
-        sys.path.insert(0, tests_dir)
-    if ADDON not in sys.modules:  # harmless stub, as in conftest.py, should anything import it
-        package = types.ModuleType(ADDON)
-        package.__path__ = [os.path.join(REPO, ADDON)]
-        sys.modules[ADDON] = package
+# The addon's test emulators, without the addon's ``__init__`` (which needs Odoo).
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import addon_path  # noqa: E402  pylint: disable=wrong-import-position
 
-
-_bootstrap()
+addon_path.register()
 
 # pylint: disable=wrong-import-position
 import requests  # noqa: E402
 
-from emulators import common, tls  # noqa: E402
-from emulators.google import GoogleEmulator  # noqa: E402
-from emulators.microsoft import MicrosoftEmulator  # noqa: E402
+from impact_calendar_integration.tests.emulators import common, tls  # noqa: E402
+from impact_calendar_integration.tests.emulators.google import GoogleEmulator  # noqa: E402
+from impact_calendar_integration.tests.emulators.microsoft import MicrosoftEmulator  # noqa: E402
 
 #: the emulator accounts a person can sign in as: (email, who it stands for)
 ACCOUNTS = (
@@ -199,8 +198,10 @@ class Odoo:
         subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
 
     def install(self):
-        # A new database gets demo data (Odoo 18 default); an existing one is left as it is.
-        self.run(f"database {self.args.db}: install {ADDON} with demo data (first run: a minute or two)",
+        # A new database gets demo data (Odoo 18's default; 19 needs --with-demo, given by
+        # try_it.py). On an existing one, -i loads the addon's data again: the demo classes move
+        # back to the coming days with their shipped rosters.
+        self.run(f"database {self.args.db}: install {ADDON} with demo data (new database: a minute or so)",
                  "-d", self.args.db, "-i", ADDON, "--stop-after-init", "--http-port", str(self.args.http_port),
                  "--log-level", "warn")
 
@@ -224,17 +225,22 @@ class Odoo:
 
 
 SETUP_SCRIPT = """
+from odoo.addons.{addon}.sync import outbox
 ICP = env["ir.config_parameter"].sudo()
 for key, value in {params}.items():
     ICP.set_param(key, value)
 if not env["ir.module.module"].search([("name", "=", "{addon}"), ("state", "=", "installed")]):
     raise SystemExit("{addon} is not installed")
-# The emulators keep their state in memory: tokens from an earlier run are unknown to them now.
-accounts = env["impact.calendar.account"].sudo().search([("state", "=", "connected")])
+# The emulators keep their state in memory: tokens and events from an earlier run are gone.
+# Its accounts connect again, and a resync makes the addon send every class again.
+accounts = env["impact.calendar.account"].sudo().search([])
+connected = accounts.filtered(lambda account: account.state == "connected")
+connected.write({{"state": "needs_reconnect",
+                 "last_error": "The demo emulators were restarted: connect again."}})
+env["impact.calendar.link"].sudo()._mark_users_dirty(accounts.user_id.ids, outbox.CHANGE_RESYNC)
 if accounts:
-    accounts.write({{"state": "needs_reconnect",
-                    "last_error": "The demo emulators were restarted: connect again."}})
-    print("DEMO: %d account(s) from an earlier run marked 'needs reconnect'" % len(accounts))
+    print("DEMO: %d account(s) from an earlier run: connect again (their classes are sent again)"
+          % len(accounts))
 users = env["res.users"].search([("login", "in", ["instructor.ann", "instructor.ben"])])
 print("DEMO: demo instructors present: %s" % (", ".join(users.mapped("login")) or "none (no demo data)"))
 env.cr.commit()
@@ -266,6 +272,12 @@ def wait_for_http(url, process, timeout=180):
 
 
 # -- the live feed of what the emulators receive ----------------------------------------------------
+def say(text):
+    """Print a line in one write: the feed thread prints while the self-test does."""
+    sys.stdout.write(f"{text}\n")
+    sys.stdout.flush()
+
+
 class Feed(threading.Thread):
     def __init__(self, servers):
         super().__init__(daemon=True)
@@ -285,7 +297,7 @@ class Feed(threading.Thread):
             for entry in new:
                 if entry.path in ("/", "/calendar", "/calendar/", "/favicon.ico"):
                     continue  # a browser looking at the calendar page
-                print(f"   [{name:<9}] {entry.method:<6} {entry.path}  -> {entry.status}", flush=True)
+                say(f"   [{name:<9}] {entry.method:<6} {entry.path}  -> {entry.status}")
 
 
 # -- --self-test: the click-through, scripted -------------------------------------------------------
@@ -308,7 +320,8 @@ class SelfTest:
 
     def connect(self, session, provider, email):
         """Preferences > External > Connect: what the browser does."""
-        start = session.get(f"{self.odoo_url}/impact_calendar/oauth/{provider}/start", allow_redirects=False, timeout=30)
+        start = session.get(f"{self.odoo_url}/impact_calendar/oauth/{provider}/start",
+                            allow_redirects=False, timeout=30)
         assert start.status_code in (302, 303), f"start: HTTP {start.status_code} {start.text[:300]}"
         authorize = start.headers["Location"]
         verify = tls.ca_bundle()  # the person's browser shows a certificate warning instead
@@ -322,7 +335,7 @@ class SelfTest:
         back = session.get(callback, allow_redirects=False, timeout=60)
         location = back.headers.get("Location", "")
         assert back.status_code in (302, 303) and "/web/login" not in location, (back.status_code, location)
-        print(f"   {provider}: start -> {urlsplit(authorize).path} -> chooser -> {email} consents -> "
+        say(f"   {provider}: start -> {urlsplit(authorize).path} -> chooser -> {email} consents -> "
               f"callback -> {back.status_code} {urlsplit(location).path}")
         self.landing_page(session, urlsplit(location).path)
 
@@ -337,9 +350,9 @@ class SelfTest:
         except AssertionError as problem:
             # the connection itself worked; the person just sees an error page: go on, fail at the end
             self.problems.append(f"landing page {path}: {problem}")
-            print(f"   landing page {path}: FAILED: {problem}")
+            say(f"   landing page {path}: FAILED: {problem}")
             return
-        print(f"   landing page {path}: opens {action.get('name')!r} ({action['res_model']} form)")
+        say(f"   landing page {path}: opens {action.get('name')!r} ({action['res_model']} form)")
 
     def rpc(self, session, url, params):
         answer = session.post(self.odoo_url + url, timeout=60,
@@ -368,22 +381,22 @@ class SelfTest:
                         {"model": model, "method": method, "args": args, "kwargs": kwargs or {}})
 
     def run(self):
-        print("-- self-test: the click-through, scripted with requests")
+        say("-- self-test: the click-through, scripted with requests")
         ann = self.login("instructor.ann", "instructor.ann")
         self.connect(ann, "google", "ann@impact-demo.test")
         titles = self.wait_for("google", "ann@impact-demo.test", ["Pottery for beginners", "Wheel throwing"])
-        print(f"   cron pushed to Ann's Google calendar: {titles}")
+        say(f"   cron pushed to Ann's Google calendar: {titles}")
         page = requests.get(f"{self.google.base_url}/calendar", timeout=10).text
         assert "Pottery for beginners" in page and "2 students booked" in page, page[:500]
-        print(f"   {self.google.base_url}/calendar lists them (\"2 students booked\" for Pottery)")
+        say(f"   {self.google.base_url}/calendar lists them (\"2 students booked\" for Pottery)")
 
         ben = self.login("instructor.ben", "instructor.ben")
         self.connect(ben, "microsoft", "ben@impact-demo.test")
         titles = self.wait_for("microsoft", "ben@impact-demo.test", ["Morning yoga"])
-        print(f"   cron pushed to Ben's Outlook calendar: {titles}")
+        say(f"   cron pushed to Ben's Outlook calendar: {titles}")
         page = requests.get(f"{self.microsoft.base_url}/calendar", timeout=10, verify=tls.ca_bundle()).text
         assert "Morning yoga" in page and "3 students booked" in page, page[:500]
-        print(f"   {self.microsoft.base_url}/calendar lists it (\"3 students booked\")")
+        say(f"   {self.microsoft.base_url}/calendar lists it (\"3 students booked\")")
 
         # Ann removes the only student of "Wheel throwing": the event must go.
         [wheel] = self.call(ann, "calendar.event", "search_read", [[("name", "=", "Wheel throwing")]],
@@ -391,10 +404,10 @@ class SelfTest:
         [chloe] = self.call(ann, "res.partner", "search", [[("name", "=", "Chloé Dubois")]])
         self.call(ann, "calendar.event", "write", [[wheel["id"]], {"partner_ids": [(3, chloe)]}])
         titles = self.wait_for("google", "ann@impact-demo.test", ["Pottery for beginners"])
-        print(f"   Ann removed Chloé from \"Wheel throwing\": Google calendar now holds {titles}")
+        say(f"   Ann removed Chloé from \"Wheel throwing\": Google calendar now holds {titles}")
         if self.problems:
             raise AssertionError(f"{len(self.problems)} problem(s): " + "; ".join(self.problems))
-        print("-- self-test passed")
+        say("-- self-test passed")
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -424,8 +437,14 @@ def parse_args(argv):
     return args
 
 
+def _stop(_signum, _frame):
+    raise KeyboardInterrupt  # as Ctrl-C: main() stops Odoo, which runs in a session of its own
+
+
 def main(argv=None):
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
     odoo = Odoo(args)
     odoo_url = f"http://127.0.0.1:{args.http_port}"
     google, microsoft = start_emulators(args.google_port, args.microsoft_port)
@@ -442,6 +461,8 @@ def main(argv=None):
         print(f"-- starting Odoo on {odoo_url} (log: {log_path}) ...", flush=True)
         if not wait_for_http(f"{odoo_url}/web/login", server):
             sys.exit(f"Odoo did not come up; see {log_path}")
+        print(f"-- Odoo answers on {odoo_url}/web/login, {time.time() - STARTED:.0f} s after the start",
+              flush=True)
         with google.lock, microsoft.lock:
             google.log.clear()
             microsoft.log.clear()
@@ -450,8 +471,8 @@ def main(argv=None):
             SelfTest(odoo_url, google, microsoft).run()
             feed.flush()
             return 0
-        print(BANNER.format(odoo=odoo_url, google=google.base_url, microsoft=microsoft.base_url,
-                            ca=write_ca_file()), flush=True)
+        print(BANNER.format(odoo=odoo_url, google=f"{google.base_url}/calendar",
+                            microsoft=f"{microsoft.base_url}/calendar", ca=write_ca_file()), flush=True)
         feed.start()
         while server.poll() is None:
             time.sleep(0.5)
@@ -484,8 +505,8 @@ Odoo is up:   {odoo}
   then        avatar menu (top right) > Preferences > External > Connect ...
               pick the matching account on the emulator's "Choose an account" page;
               you are sent back to Preferences, and the cron pushes the booked classes.
-Calendars:    {google}/calendar      (Google emulator)
-              {microsoft}/calendar   (Microsoft emulator; self-signed certificate:
+Calendars:    {google:<34} (Google emulator)
+              {microsoft:<34} (Microsoft emulator; self-signed certificate:
               accept the browser's warning once, or trust {ca})
 Try:          remove a student from a class, or all of them; change a class's time.
 Stop:         Ctrl-C (the emulators forget everything; connect again next time).

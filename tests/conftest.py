@@ -1,7 +1,7 @@
 """Fixtures shared by the Google test modules."""
 
 import pytest
-from emulators.google import GoogleEmulator
+from impact_calendar_integration.tests.emulators.google import GoogleEmulator
 
 GOOGLE_USER = "teacher@example.com"
 

@@ -32,7 +32,14 @@ CREATE TABLE impact_calendar_link (
     claim_token varchar,
     create_sent boolean DEFAULT false,
     UNIQUE (event_ref, user_id)
-)
+);
+-- Mirrors impact.calendar.change (models/impact_calendar_change.py).
+CREATE TABLE impact_calendar_change (
+    id serial PRIMARY KEY,
+    event_ref integer,
+    user_id integer,
+    kind varchar NOT NULL
+);
 """
 
 

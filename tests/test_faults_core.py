@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from emulators import tls
-from emulators.common import Response
-from emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
+from impact_calendar_integration.tests.emulators import tls
+from impact_calendar_integration.tests.emulators.common import Response
+from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
 from impact_calendar_integration.sync import oauth_microsoft
 from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig
 from impact_calendar_integration.sync.ids import deterministic_event_id, transaction_id

@@ -7,9 +7,9 @@ import sys
 
 import requests
 
-from emulators import tls
-from emulators.google import GoogleEmulator
-from emulators.microsoft import MicrosoftEmulator
+from impact_calendar_integration.tests.emulators import tls
+from impact_calendar_integration.tests.emulators.google import GoogleEmulator
+from impact_calendar_integration.tests.emulators.microsoft import MicrosoftEmulator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "demo", "first_run.py")

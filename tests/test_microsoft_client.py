@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from emulators import tls
-from emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
+from impact_calendar_integration.tests.emulators import tls
+from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
 from impact_calendar_integration.sync import oauth_microsoft
 from impact_calendar_integration.sync.config import MicrosoftConfig
 from impact_calendar_integration.sync.outcomes import AuthRevoked, Kind

@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from emulators import tls
-from emulators.microsoft import DEFAULT_USER, MicrosoftEmulator, to_utc
+from impact_calendar_integration.tests.emulators import tls
+from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, MicrosoftEmulator, to_utc
 
 REDIRECT = "https://odoo.test/impact_calendar/oauth/microsoft/callback"
 SCOPE = "Calendars.ReadWrite User.Read offline_access openid profile"

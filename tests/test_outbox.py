@@ -126,11 +126,60 @@ def test_retry_waits_and_paused_is_not_claimed(schema):
         assert outbox.claim(cr, "W2") == []
         assert outbox.count_due(cr) == 0
         assert outbox.next_due(cr) is not None
-        assert outbox.resume_account(cr, 1) == 1
-        assert [i for i, _ in outbox.claim(cr, "W3")] == [claimed[1][0]]
+        # A plain change keeps the backoff and the pause.
+        assert outbox.mark_users(cr, [1]) == 2
+        assert outbox.claim(cr, "W3") == []
+    conn.commit()
+    assert _row(schema, claimed[0][0])[:2] == (True, "retrying")
+    assert _row(schema, claimed[1][0])[:2] == (True, "paused")
+    with conn.cursor() as cr:
+        # A reconnect (retry) resumes the paused link and drops the backoff.
+        assert outbox.mark_users(cr, [1], retry=True) == 2
+        assert [i for i, _ in outbox.claim(cr, "W4")] == [claimed[0][0], claimed[1][0]]
     conn.commit()
     conn.close()
-    assert _row(schema, claimed[0][0])[:2] == (True, "retrying")
+
+
+def test_change_log_is_taken_once_and_marks_links(schema):
+    insert_links(schema, 3)
+    user, worker_a, worker_b = connect(schema), connect(schema), connect(schema)
+    with user.cursor() as cr:
+        outbox.append_changes(cr, [(1, None, outbox.CHANGE_EVENT), (2, None, outbox.CHANGE_EVENT)])
+    user.commit()
+    # Once A took the changes, B (at READ COMMITTED, as workers run) finds none left.
+    worker_b.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED)
+    with worker_a.cursor() as cr:
+        assert sorted(outbox.take_changes(cr)) == [(1, None, "event"), (2, None, "event")]
+        assert outbox.mark_events(cr, [1, 2]) == 2
+    worker_a.commit()
+    with worker_b.cursor() as cr:
+        assert outbox.take_changes(cr) == []
+    worker_b.commit()
+    for conn in (user, worker_a, worker_b):
+        conn.close()
+
+
+def test_booking_append_never_conflicts_with_recording(schema):
+    """The booking side only inserts into the change log: a worker recording a result on the
+    same class's link at the same moment makes neither fail (REPEATABLE READ on both sides)."""
+    insert_links(schema, 1)
+    worker, booking = connect(schema), connect(schema)
+    with worker.cursor() as cr:
+        [(link_id, seq)] = outbox.claim(cr, "W")
+    worker.commit()
+    with booking.cursor() as bcr, worker.cursor() as wcr:
+        bcr.execute("SELECT 1")  # the booking's snapshot is taken before the worker records
+        assert outbox.finish_done(wcr, link_id, "W", seq, "ext-1", "h", 0)
+        worker.commit()
+        outbox.append_changes(bcr, [(1, None, outbox.CHANGE_EVENT)])
+    booking.commit()
+    with worker.cursor() as cr:
+        outbox.mark_events(cr, [ref for ref, _uid, _kind in outbox.take_changes(cr)])
+    worker.commit()
+    dirty, state, external_id, change_seq, *_ = _row(schema, link_id)
+    assert (dirty, state, external_id, change_seq) == (True, "synced", "ext-1", 2)
+    worker.close()
+    booking.close()
 
 
 def test_rejected_is_kept_but_not_retried(schema):

@@ -1,12 +1,14 @@
 """Retry policy and the token vault."""
 
+import base64
+import hashlib
 import random
 
 import pytest
 
 from impact_calendar_integration.sync import policy
 from impact_calendar_integration.sync.outcomes import Kind, Outcome
-from impact_calendar_integration.sync.vault import Vault, VaultKeyError
+from impact_calendar_integration.sync.vault import Vault, VaultKeyError, fernet_for, generate_key
 
 
 def test_rate_limit_honours_retry_after():
@@ -38,3 +40,22 @@ def test_vault_round_trip_and_key_change():
     with pytest.raises(VaultKeyError):
         vault.decrypt("plaintext-token")
     assert vault.encrypt("") == "" and vault.decrypt(None) is None
+
+
+def test_vault_rotation_keeps_old_secrets_readable():
+    old = Vault("old passphrase").encrypt("1//refresh")
+    rotated = Vault(["new passphrase", "old passphrase"])
+    assert rotated.decrypt(old) == "1//refresh", "an older key still decrypts"
+    assert rotated.needs_rotation(old)
+    renewed = rotated.encrypt(rotated.decrypt(old))
+    assert not rotated.needs_rotation(renewed)
+    assert Vault("new passphrase").decrypt(renewed) == "1//refresh", "the newest key encrypts"
+
+
+def test_vault_accepts_a_generated_key_as_is_and_stretches_passphrases():
+    key = generate_key()
+    assert fernet_for(key)._signing_key == base64.urlsafe_b64decode(key)[:16]
+    stretched = fernet_for("correct horse")
+    naive = hashlib.sha256(b"impact_calendar:correct horse").digest()
+    assert stretched._signing_key != naive[:16], "a passphrase goes through the KDF"
+    assert Vault(key).decrypt(Vault(key).encrypt("x")) == "x"

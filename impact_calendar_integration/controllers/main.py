@@ -10,6 +10,7 @@ Lax and a cross-site form_post would arrive without the session.
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -20,7 +21,7 @@ from werkzeug.exceptions import Forbidden, NotFound
 from odoo import http
 from odoo.exceptions import UserError
 from odoo.http import request
-from odoo.tools.misc import consteq, hmac as odoo_hmac
+from odoo.tools.misc import hmac as odoo_hmac
 
 from ..sync import oauth_google, oauth_microsoft
 from ..sync.oauth_microsoft import MicrosoftAuthError
@@ -65,7 +66,9 @@ def check_state(env, state, provider):
         body, signature = (state or "").rsplit(".", 1)
     except ValueError as exc:
         raise StateError("malformed state") from exc
-    if not consteq(odoo_hmac(env(su=True), HMAC_SCOPE, body), signature):
+    expected = odoo_hmac(env(su=True), HMAC_SCOPE, body)
+    # Bytes on both sides: a non-ASCII state is a bad signature, not a TypeError.
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogatepass")):
         raise StateError("bad signature")
     try:
         claims = json.loads(_unb64(body))
@@ -91,14 +94,18 @@ class ImpactCalendarOAuth(http.Controller):
 
     def _back_to_preferences(self, notice=None):
         if notice:
-            request.env.user.sudo().impact_calendar_notice = notice
+            request.env.user.sudo().impact_calendar_notice_text = notice
         return request.redirect(PREFERENCES_URL, code=303, local=True)
 
     @http.route("/impact_calendar/oauth/<string:provider>/start", type="http", auth="user", methods=["GET"])
     def oauth_start(self, provider, **kwargs):
         self._check_access(provider)
+        # A link on another site must not start a connection for the logged-in user.
+        if request.httprequest.headers.get("Sec-Fetch-Site") == "cross-site":
+            raise Forbidden(request.env._("A calendar connection starts from your Preferences only."))
         accounts = request.env["impact.calendar.account"]
         try:
+            accounts._check_can_connect(request.env.user, provider)
             config = accounts._provider_config(provider)
         except UserError as exc:
             return self._back_to_preferences(exc.args[0])

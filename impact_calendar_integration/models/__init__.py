@@ -1,4 +1,5 @@
 from . import impact_calendar_account
+from . import impact_calendar_change
 from . import impact_calendar_credential
 from . import impact_calendar_link
 from . import impact_calendar_synchronizer

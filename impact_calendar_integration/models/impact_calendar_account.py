@@ -1,11 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import logging
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..sync import oauth_google
-from ..sync.config import GoogleConfig, MicrosoftConfig
+from ..sync import oauth_google, outbox
+from ..sync.config import GoogleConfig, MicrosoftConfig, config_problems
 from ..sync.providers.google import GoogleCalendarClient
 from ..sync.providers.microsoft import GraphCalendarClient
 from ..sync.vault import VaultKeyError
@@ -14,6 +15,7 @@ _logger = logging.getLogger(__name__)
 
 PROVIDERS = [("google", "Google Calendar"), ("microsoft", "Outlook / Office 365")]
 PARAM = "impact_calendar.%s"
+DISCONNECT_GRACE = 24 * 3600  # seconds a disconnect may spend removing classes before erasing
 
 
 class ImpactCalendarAccount(models.Model):
@@ -42,6 +44,11 @@ class ImpactCalendarAccount(models.Model):
     connected_at = fields.Datetime("Connected since", readonly=True)
     last_push_at = fields.Datetime("Last successful push", readonly=True)
     last_error = fields.Char(readonly=True)
+    disconnect_deadline = fields.Datetime(
+        readonly=True,
+        help="A disconnect that asked to remove the classes erases the tokens by then, whatever "
+        "could not be removed.",
+    )
     link_ids = fields.One2many("impact.calendar.link", "account_id", readonly=True)
     pending_count = fields.Integer("Waiting", compute="_compute_link_counts")
     failed_count = fields.Integer("Failed", compute="_compute_link_counts")
@@ -119,6 +126,10 @@ class ImpactCalendarAccount(models.Model):
                     provider=dict(PROVIDERS)[provider],
                 )
             )
+        problems = config_problems(config)
+        if problems:
+            # Never hand a token to an endpoint that is not https: say so and push nothing.
+            raise UserError(self.env._("Unsafe calendar endpoint: %(problems)s", problems="; ".join(problems)))
         return config
 
     @api.model
@@ -150,13 +161,20 @@ class ImpactCalendarAccount(models.Model):
 
     # -- lifecycle --------------------------------------------------------------------
     @api.model
-    def _connect(self, user, provider, tokens, email):
-        """Called by the OAuth callback once the provider gave us tokens."""
+    def _check_can_connect(self, user, provider):
+        """Refuse a second provider before any flow starts: tokens obtained and then dropped
+        would leave a live grant at the provider."""
         account = self.sudo().search([("user_id", "=", user.id)], limit=1)
         if account and account.provider != provider:
             raise UserError(
                 self.env._("Disconnect %(current)s before connecting another calendar.", current=account.email)
             )
+        return account
+
+    @api.model
+    def _connect(self, user, provider, tokens, email):
+        """Called by the OAuth callback once the provider gave us tokens."""
+        account = self._check_can_connect(user, provider)
         values = {
             "provider": provider,
             "email": email,
@@ -165,14 +183,21 @@ class ImpactCalendarAccount(models.Model):
             "connected_at": fields.Datetime.now(),
         }
         if account:
+            # Another mailbox replaces the old one: its grant goes. For the same mailbox the
+            # grant is shared, and Google's revocation would kill the new token with the old.
+            same = (account.email or "").lower() == (email or "").lower()
+            old_tokens = None if same else account._readable_tokens()
             account.write(values)
         else:
+            old_tokens = None
             account = self.sudo().create(dict(values, user_id=user.id))
         account._store_tokens(tokens)
+        if old_tokens:
+            account._revoke(old_tokens)
         links = self.env["impact.calendar.link"].sudo()
-        links._resume_account(account)
-        links._mark_users_dirty(user.ids, backfill=True)
-        user.sudo().impact_calendar_notice = False
+        links._mark_users_dirty(user.ids, outbox.CHANGE_RETRY)  # resumes what was paused
+        links._mark_users_dirty(user.ids, outbox.CHANGE_BACKFILL)
+        user.sudo().impact_calendar_notice_text = False
         return account
 
     def _mark_needs_reconnect(self, message):
@@ -190,11 +215,9 @@ class ImpactCalendarAccount(models.Model):
     def action_resync(self):
         """Push every booked class again, whether or not we think the provider has it."""
         self._check_owner_or_manager()
-        links = self.env["impact.calendar.link"].sudo()
-        for account in self.sudo():
-            links._resume_account(account)
-            links.search([("account_id", "=", account.id)]).write({"pushed_hash": False, "next_try": False})
-            links._mark_users_dirty(account.user_id.ids, backfill=True)
+        self.env["impact.calendar.link"].sudo()._mark_users_dirty(
+            self.sudo().user_id.ids, outbox.CHANGE_RESYNC
+        )
         return True
 
     def action_disconnect(self):
@@ -215,28 +238,65 @@ class ImpactCalendarAccount(models.Model):
             if keep_events or account.state == "needs_reconnect" or not account.synced_count:
                 account._revoke_and_erase()
                 continue
-            account.state = "disconnecting"  # the cron removes our future events, then erases
+            # The cron removes our future events, then erases; by the deadline in any case.
+            account.write({
+                "state": "disconnecting",
+                "disconnect_deadline": fields.Datetime.now() + timedelta(seconds=DISCONNECT_GRACE),
+            })
             self.env["impact.calendar.link"]._mark_users_dirty(account.user_id.ids)
+
+    def _readable_tokens(self):
+        """The stored tokens, or None when the key that encrypted them is gone."""
+        self.ensure_one()
+        credential = self._credential()
+        try:
+            return credential._read_tokens() if credential else None
+        except VaultKeyError:
+            _logger.info("Calendar account %s: tokens unreadable, nothing to revoke", self.id)
+            return None
+
+    def _revoke(self, tokens):
+        """Revoke a grant at the provider where it offers it."""
+        self.ensure_one()
+        if self.provider == "google" and tokens:
+            config = self._google_config()
+            if not config_problems(config):  # never send a token to an unsafe endpoint
+                oauth_google.revoke(config, tokens.refresh_token or tokens.access_token)
+        # Microsoft offers no revocation of one delegated refresh token: erasing it is all.
 
     def _revoke_and_erase(self):
         """Revoke at the provider where it offers it, then forget tokens and links."""
         for account in self.sudo():
+            account._revoke(account._readable_tokens())
             credential = account._credential()
-            if account.provider == "google" and credential:
-                try:
-                    tokens = credential._read_tokens()
-                    oauth_google.revoke(
-                        account._google_config(), tokens.refresh_token or tokens.access_token
-                    )
-                except VaultKeyError:
-                    _logger.info("Calendar account %s: tokens unreadable, nothing to revoke", account.id)
-            # Microsoft offers no revocation of one delegated refresh token: erasing it is all.
             account.link_ids.unlink()
             credential.unlink()
             account.unlink()
 
     def _finish_disconnect_if_done(self):
-        """A disconnecting account whose events are all removed is revoked and erased."""
+        """A disconnecting account whose removals are done, or past its deadline, is revoked
+        and erased. A removal the provider rejected does not hold it; the user is told."""
+        now = fields.Datetime.now()
         for account in self.sudo().filtered(lambda a: a.state == "disconnecting"):
-            if not account.link_ids.filtered(lambda link: link.external_id or link.dirty):
-                account._revoke_and_erase()
+            links = account.link_ids
+            waiting = links.filtered(lambda link: link.dirty and link.state != outbox.REJECTED)
+            if waiting and account.disconnect_deadline and account.disconnect_deadline > now:
+                continue
+            left = len(links.filtered("external_id"))
+            notice = self.env._("Your external calendar is disconnected.")
+            if left:
+                notice += " " + self.env._(
+                    "%(count)s class(es) could not be removed from %(account)s: delete them there.",
+                    count=left,
+                    account=account.email,
+                )
+            user = account.user_id
+            account._revoke_and_erase()
+            user.sudo().impact_calendar_notice_text = notice
+
+    @api.autovacuum
+    def _gc_expired_disconnects(self):
+        """Even with the push action stopped, no token outlives a disconnect's deadline."""
+        self.sudo().search([
+            ("state", "=", "disconnecting"), ("disconnect_deadline", "<", fields.Datetime.now()),
+        ])._finish_disconnect_if_done()

@@ -36,20 +36,26 @@ class ImpactCalendarCredential(models.Model):
 
     @api.model
     def _configured_key(self):
+        """The configured keys, newest first, comma-separated (empty when none is set)."""
         return tools.config.get(KEY_OPTION) or os.environ.get(KEY_ENV) or ""
 
     @api.model
     def _vault(self):
-        """The configured key, else the database secret (weaker: Settings says so)."""
-        secret = self._configured_key() or self.env["ir.config_parameter"].sudo().get_param(
-            "database.secret"
-        )
-        return Vault(secret)
+        """The configured keys, newest first, then the database secret: without a key it
+        encrypts (weaker: Settings says so); with one, it still reads what it encrypted."""
+        keys = [key.strip() for key in self._configured_key().split(",") if key.strip()]
+        keys.append(self.env["ir.config_parameter"].sudo().get_param("database.secret"))
+        return Vault(keys)
 
     def _read_tokens(self):
-        """Decrypted TokenSet; raises VaultKeyError when the key changed."""
+        """Decrypted TokenSet; raises VaultKeyError when no key decrypts them. Tokens read with
+        an older key are re-encrypted with the newest one (key rotation)."""
         self.ensure_one()
-        data = json.loads(self._vault().decrypt(self.sudo().secret) or "{}")
+        vault = self._vault()
+        stored = self.sudo().secret
+        data = json.loads(vault.decrypt(stored) or "{}")
+        if vault.needs_rotation(stored):
+            self.sudo().secret = vault.encrypt(json.dumps(data))
         return TokenSet(**data)
 
     def _write_tokens(self, tokens):

@@ -1,20 +1,32 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from collections import defaultdict
+
 from odoo import api, fields, models
+from odoo.exceptions import AccessError
 
 from ..sync import outbox
 
-DIRTY_EVENTS = "impact_calendar.dirty_event_ids"
-DIRTY_USERS = "impact_calendar.dirty_user_ids"
-BACKFILL_USERS = "impact_calendar.backfill_user_ids"
+PENDING_CHANGES = "impact_calendar.pending_changes"
+MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
+
+# The booking side appends a class's change only when it can matter: the class already has a
+# link, or its organizer has an account. Deleted classes keep their ids in ``unnest``.
+APPEND_EVENT_CHANGES = """
+    INSERT INTO impact_calendar_change (event_ref, kind)
+    SELECT ref, %(kind)s FROM unnest(%(refs)s::integer[]) AS ref
+     WHERE EXISTS (SELECT 1 FROM impact_calendar_link link WHERE link.event_ref = ref)
+        OR EXISTS (SELECT 1 FROM calendar_event e
+                     JOIN impact_calendar_account a ON a.user_id = e.user_id
+                    WHERE e.id = ref)
+"""
 
 # A link is made for a class of a connected instructor once someone other than the organizer
-# is booked and has not declined; ``{where}`` narrows the classes. One statement with the
-# update of the existing links, so that a booking transaction pays one query for both.
+# is booked and has not declined; ``{where}`` narrows the classes. Run by the worker only.
 INSERT_LINKS = """
     INSERT INTO impact_calendar_link
            (event_ref, event_id, user_id, account_id, dirty, change_seq, generation,
             state, attempts, create_uid, write_uid, create_date, write_date)
-    SELECT e.id, e.id, a.user_id, a.id, true, 1, 0, 'pending', 0,
+    SELECT e.id, e.id, a.user_id, a.id, true, 1, 0, %(pending)s, 0,
            %(uid)s, %(uid)s, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
       FROM calendar_event e
       JOIN impact_calendar_account a ON a.user_id = e.user_id AND a.state = 'connected'
@@ -26,20 +38,8 @@ INSERT_LINKS = """
                     WHERE att.event_id = e.id
                       AND att.partner_id IS DISTINCT FROM u.partner_id
                       AND att.state IS DISTINCT FROM 'declined')
+    ORDER BY e.id
     ON CONFLICT (event_ref, user_id) DO NOTHING
-    RETURNING 1
-"""
-MARK_DIRTY = """
-    UPDATE impact_calendar_link
-       SET dirty = true, change_seq = change_seq + 1,
-           state = CASE WHEN state = 'rejected' THEN 'pending' ELSE state END,
-           next_try = CASE WHEN state = 'rejected' THEN NULL ELSE next_try END
-     WHERE {where}
-    RETURNING 1
-"""
-MARK_AND_INSERT = """
-    WITH touched AS ({mark}), inserted AS ({insert})
-    SELECT (SELECT count(*) FROM touched) + (SELECT count(*) FROM inserted)
 """
 
 
@@ -98,71 +98,90 @@ class ImpactCalendarLink(models.Model):
     # -- listener side: called from booking writes, no network, bounded SQL at commit -----
     @api.model
     def _mark_events_dirty(self, event_ids):
-        self._defer(DIRTY_EVENTS, event_ids)
+        self._defer(outbox.CHANGE_EVENT, event_ids)
 
     @api.model
-    def _mark_users_dirty(self, user_ids, backfill=False):
-        self._defer(BACKFILL_USERS if backfill else DIRTY_USERS, user_ids)
+    def _mark_users_dirty(self, user_ids, kind=outbox.CHANGE_USER):
+        """``kind``: CHANGE_USER, or CHANGE_BACKFILL (also the user's future classes),
+        CHANGE_RETRY (also drop backoff and pause) or CHANGE_RESYNC (send everything again)."""
+        self._defer(kind, user_ids)
 
     @api.model
-    def _defer(self, key, ids):
-        """Collect ids for the transaction; one flush at commit does the SQL for all of them."""
-        if not ids:
+    def _defer(self, kind, ids):
+        """Collect ids for the transaction; one flush at commit appends them to the change log."""
+        if not ids or self.env.context.get("impact_calendar_no_sync"):
             return
         data = self.env.cr.precommit.data
-        if not any(k in data for k in (DIRTY_EVENTS, DIRTY_USERS, BACKFILL_USERS)):
+        if PENDING_CHANGES not in data:
             self.env.cr.precommit.add(self._flush_dirty)
-        data.setdefault(key, set()).update(ids)
+        data.setdefault(PENDING_CHANGES, defaultdict(set))[kind].update(ids)
 
     @api.model
     def _flush_dirty(self):
-        data = self.env.cr.precommit.data
-        event_ids = sorted(data.pop(DIRTY_EVENTS, ()))
-        user_ids = sorted(data.pop(DIRTY_USERS, ()))
-        backfill_ids = sorted(data.pop(BACKFILL_USERS, ()))
-        touched = 0
-        if event_ids:
-            touched += self._sql_mark_events(event_ids)
-        if user_ids or backfill_ids:
-            touched += self._sql_mark_users(user_ids + backfill_ids, backfill_ids)
-        if touched:
+        """Append the transaction's changes to the change log and wake the worker.
+
+        Never writes a link: a booking cannot conflict with a push being recorded."""
+        pending = self.env.cr.precommit.data.pop(PENDING_CHANGES, {})
+        appended = 0
+        events = sorted(pending.pop(outbox.CHANGE_EVENT, ()))
+        if events:
+            self.env.cr.execute(APPEND_EVENT_CHANGES, {"kind": outbox.CHANGE_EVENT, "refs": events})
+            appended += self.env.cr.rowcount
+        changes = [
+            (None, user_id, kind) for kind, user_ids in sorted(pending.items()) for user_id in sorted(user_ids)
+        ]
+        appended += outbox.append_changes(self.env.cr, changes)
+        if appended:
             self.env.ref("impact_calendar_integration.ir_cron_push_bookings").sudo()._trigger()
             self.env.flush_all()
 
-    def _sql_mark_events(self, event_ids):
-        """Dirty the links of these events (any organizer, old or new); add the missing ones."""
-        return self._sql_mark_and_insert(
-            "event_ref = ANY(%(events)s)", "e.id = ANY(%(events)s)", events=event_ids
-        )
-
-    def _sql_mark_users(self, user_ids, backfill_ids):
-        """Dirty every link of these users; for backfill, add links for their future classes."""
-        return self._sql_mark_and_insert(
-            "user_id = ANY(%(users)s)",
-            "e.user_id = ANY(%(backfill)s) AND e.active AND e.stop >= now() AT TIME ZONE 'UTC'",
-            users=user_ids,
-            backfill=backfill_ids,
-        )
-
-    def _sql_mark_and_insert(self, mark_where, insert_where, **params):
-        # Both conditions are constants of this module; every value goes through a parameter.
-        query = MARK_AND_INSERT.format(
-            mark=MARK_DIRTY.format(where=mark_where), insert=INSERT_LINKS.format(where=insert_where)
-        )
-        self.env.cr.execute(query, dict(params, uid=self.env.uid))  # pylint: disable=sql-injection
-        return self.env.cr.fetchone()[0]
-
+    # -- worker side: fold the change log into the links ------------------------------------
     @api.model
-    def _resume_account(self, account):
+    def _absorb_changes(self):
+        """Turn committed changes into dirty links (and new ones). Returns the changes taken."""
         self.flush_model()
-        resumed = outbox.resume_account(self.env.cr, account.id)
+        cr = self.env.cr
+        changes = outbox.take_changes(cr)
+        if not changes:
+            return 0
+        by_kind = defaultdict(set)
+        for event_ref, user_id, kind in changes:
+            by_kind[kind].add(event_ref if kind == outbox.CHANGE_EVENT else user_id)
+        retry_links = {(ref, uid) for ref, uid, kind in changes if kind == outbox.CHANGE_RETRY and ref}
+        retry_users = {uid for ref, uid, kind in changes if kind == outbox.CHANGE_RETRY and not ref}
+        resync = by_kind[outbox.CHANGE_RESYNC]
+        backfill = by_kind[outbox.CHANGE_BACKFILL] | resync
+        events = sorted(by_kind[outbox.CHANGE_EVENT])
+        outbox.mark_events(cr, events)
+        outbox.mark_users(cr, sorted(by_kind[outbox.CHANGE_USER] | backfill))
+        outbox.mark_users(cr, sorted(retry_users | resync), retry=True)
+        outbox.mark_users(cr, sorted(resync), retry=True, forget=True)
+        outbox.mark_links_retry(cr, sorted(retry_links))
+        if events:
+            self._insert_links("e.id = ANY(%(events)s)", events=events)
+        if backfill:
+            self._insert_links(
+                "e.user_id = ANY(%(users)s) AND e.active AND e.stop >= now() AT TIME ZONE 'UTC'",
+                users=sorted(backfill),
+            )
         self.invalidate_model()
-        return resumed
+        return len(changes)
+
+    def _insert_links(self, where, **params):
+        # ``where`` is a constant of this module; every value goes through a parameter.
+        self.env.cr.execute(  # pylint: disable=sql-injection
+            INSERT_LINKS.format(where=where), dict(params, uid=self.env.uid, pending=outbox.PENDING)
+        )
 
     # -- admin actions --------------------------------------------------------------------
     def action_retry(self):
-        """Try failed or waiting links again now."""
-        self.sudo().write({"next_try": False, "state": "pending", "dirty": True})
+        """Try failed or waiting links again now (managers only)."""
+        if not self.env.user.has_group(MANAGER):
+            raise AccessError(self.env._("Only calendar integration managers can retry pushes."))
+        self.check_access("read")
+        outbox.append_changes(
+            self.env.cr, [(link.event_ref, link.user_id.id, outbox.CHANGE_RETRY) for link in self.sudo()]
+        )
         self.env.ref("impact_calendar_integration.ir_cron_push_bookings").sudo()._trigger()
         return {
             "type": "ir.actions.client",

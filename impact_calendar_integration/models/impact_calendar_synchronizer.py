@@ -23,6 +23,7 @@ _logger = logging.getLogger(__name__)
 BATCH_SIZE = 100  # links claimed per round: whole batches for both (2 Google of 50, 5 Graph of 20)
 LEASE_SECONDS = 300  # a claim older than this is taken over (the worker died)
 TIME_BUDGET = 240  # seconds per cron run; the cron is re-triggered for what remains
+RECORD_ATTEMPTS = 3  # a recording that conflicts is recorded again, then its claims released
 
 
 class ImpactCalendarSynchronizer(models.AbstractModel):
@@ -30,6 +31,13 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     _description = "External Calendar Synchronizer"
 
     # -- cron entry point ------------------------------------------------------------------
+    #
+    # Transactions of a round: the writes (fold the change log and claim; settle and record)
+    # run at READ COMMITTED, where a statement that meets a concurrent writer waits and then
+    # applies to the row's newest version instead of failing to serialize; every one of them is
+    # guarded by the claim token and ``change_seq``, so that is what we mean. The reads that
+    # build the payload run at Odoo's REPEATABLE READ: one consistent picture of the class.
+    # Booking transactions only append to the change log, so they never meet these writes.
     @api.model
     def _cron_push(self, time_budget=TIME_BUDGET):
         started = time.monotonic()
@@ -38,53 +46,82 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         while time.monotonic() - started < time_budget:
             try:
                 pushed = self._push_round()
-            except psycopg2.errors.SerializationFailure:
-                # Another worker or a booking changed a row we touched: what we claimed keeps
-                # its lease and is retried; start over with a fresh snapshot.
-                self.env.cr.rollback()
+            except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected):
+                # Another worker's update (claims are already released): look again.
+                self._rollback()
                 _logger.info("Calendar push round hit a concurrent update; retrying")
                 continue
-            if not pushed:
+            if not pushed and not outbox.has_changes(self.env.cr):
                 break
             done += pushed
-            self._commit()
             remaining = outbox.count_due(self.env.cr)
             self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
             if remaining > BATCH_SIZE and not woken:
                 self._wake_workers()
                 woken = True
+        self._commit(read_committed=True)
+        accounts = self.env["impact.calendar.account"].sudo()
+        accounts.search([("state", "=", "disconnecting")])._finish_disconnect_if_done()
         self._schedule_next()
         return done
 
     @api.model
     def _push_round(self, limit=BATCH_SIZE):
-        """Claim one batch, push it, record the results. Returns the number of links handled."""
+        """Fold the change log, claim one batch, push it, record the results.
+        Returns the number of links handled."""
         token = uuid.uuid4().hex
-        self.env["impact.calendar.link"].flush_model()
+        links = self.env["impact.calendar.link"].sudo()
+        self._commit(read_committed=True)
+        links._absorb_changes()
+        links.flush_model()
         claimed = outbox.claim(self.env.cr, token, limit=limit, lease=LEASE_SECONDS)
-        if not claimed:
-            return 0
         # The lease must be visible to other workers before we talk to the network.
         self._commit()
+        if not claimed:
+            return 0
         seqs = dict(claimed)
-        links = self.env["impact.calendar.link"].sudo().browse(list(seqs))
+        links = links.browse(list(seqs))
         links.invalidate_recordset()
         by_account = defaultdict(lambda: self.env["impact.calendar.link"].sudo())
         for link in links:
             by_account[link.account_id] |= link
-        for account, account_links in by_account.items():
-            self._push_account(account, account_links, token, seqs)
+        try:
+            for account, account_links in by_account.items():
+                self._push_account(account, account_links, token, seqs)
+                self._commit()
+        except Exception:
+            # No claim outlives its round: what was not recorded is due again at once.
+            self._release(token)
+            raise
         # Results were written in SQL: drop the ORM's cached link values before reading them.
         self.env["impact.calendar.link"].invalidate_model()
+        self._commit(read_committed=True)
         self.env["impact.calendar.account"].browse([a.id for a in by_account])._finish_disconnect_if_done()
+        self._commit()
         return len(claimed)
 
     @api.model
-    def _commit(self):
+    def _commit(self, read_committed=False):
+        """End the transaction; ``read_committed``: the next one runs at READ COMMITTED."""
         # Tests run inside one transaction that must not be committed.
         if not getattr(threading.current_thread(), "testing", False):
-            # Claims and results must be visible to other workers before the next network call.
             self.env.cr.commit()  # pylint: disable=invalid-commit
+            if read_committed:
+                self.env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+    @api.model
+    def _rollback(self):
+        if not getattr(threading.current_thread(), "testing", False):
+            self.env.cr.rollback()
+
+    @api.model
+    def _release(self, token):
+        """Release what this round still holds after a failure, committed at once."""
+        self._rollback()
+        self._commit(read_committed=True)
+        if outbox.release(self.env.cr, token):
+            _logger.info("Calendar push: released claims whose results were not recorded")
+        self._commit()
 
     @api.model
     def _workers(self):
@@ -111,56 +148,73 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
 
     # -- one account -------------------------------------------------------------------------
     def _push_account(self, account, links, token, seqs):
+        """Plan (read), settle what needs no call (write), push, record the outcomes (write)."""
         cr = self.env.cr
+        settle, ops, op_links = [], [], {}
+        client = None
         if account.state == "needs_reconnect":
+            settle = [(outbox.finish_paused, link, (account.last_error,)) for link in links]
+        else:
             for link in links:
-                outbox.finish_paused(cr, link.id, token, seqs[link.id], account.last_error)
-            return
-        ops, op_links = [], {}
-        for link in links:
-            op = self._operation_for(link, account, token, seqs)
-            if op:
-                ops.append(op)
-                op_links[op.key] = (link, op)
+                op = self._operation_for(link, account, settle)
+                if op:
+                    ops.append(op)
+                    op_links[op.key] = (link, op)
+        reconnect = None
+        if ops:
+            try:
+                client = account._client()
+            except VaultKeyError as exc:
+                reconnect = str(exc)
+                settle += [(outbox.finish_paused, link, (reconnect,)) for link, _op in op_links.values()]
+                ops = []
+            except UserError as exc:
+                # Settings are incomplete or unsafe: keep every change and try again later.
+                settle += [
+                    (outbox.finish_retry, link, (policy.MAX_DELAY, exc.args[0])) for link, _op in op_links.values()
+                ]
+                ops = []
+        self._commit(read_committed=True)
+        if reconnect:
+            account._mark_needs_reconnect(reconnect)
+        for finish, link, args in sorted(settle, key=lambda item: item[1].id):
+            finish(cr, link.id, token, seqs[link.id], *args)
         if not ops:
-            return
-        try:
-            client = account._client()
-        except VaultKeyError as exc:
-            account._mark_needs_reconnect(str(exc))
-            for link, _op in op_links.values():
-                outbox.finish_paused(cr, link.id, token, seqs[link.id], str(exc))
-            return
-        except UserError as exc:
-            # Settings are incomplete: keep every change and try again later.
-            for link, _op in op_links.values():
-                outbox.finish_retry(cr, link.id, token, seqs[link.id], policy.MAX_DELAY, exc.args[0])
             return
         # A worker that dies after the provider made an event leaves this mark behind, so that
         # the retried create's answer (the old event) is followed by an update.
-        outbox.mark_create_sent(self.env.cr, [op.key for op in ops if op.action == CREATE])
-        # End the reading transaction before the network call: results are then written in a
-        # fresh snapshot, so a booking committed meanwhile does not make them fail to serialize.
+        outbox.mark_create_sent(cr, [op.key for op in ops if op.action == CREATE])
         self._commit()
         outcomes = client.push(ops)
-        self._record(account, op_links, outcomes, token, seqs)
+        # Tokens the provider rotated during the push are kept, whatever follows.
+        self._commit(read_committed=True)
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                self._record(account, op_links, outcomes, token, seqs)
+                return
+            except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected):
+                # Recording is idempotent (guarded by the claim token): record it again.
+                if attempt == RECORD_ATTEMPTS:
+                    raise
+                self._rollback()
+                self._commit(read_committed=True)
+                _logger.info("Calendar push: recording hit a concurrent update; recording again")
 
-    def _operation_for(self, link, account, token, seqs):
-        """Plan the link; settle at once what needs no provider call. Returns an Operation or None."""
-        cr = self.env.cr
-        seq = seqs[link.id]
+    def _operation_for(self, link, account, settle):
+        """Plan the link: an Operation to send, or None after adding to ``settle`` what to
+        record without any provider call."""
         try:
             snapshot = self._desired_snapshot(link, account)
             body = payload.build_body(account.provider, snapshot) if snapshot else None
         except payload.PayloadError as exc:
-            outbox.finish_rejected(cr, link.id, token, seq, str(exc))
+            settle.append((outbox.finish_rejected, link, (str(exc),)))
             return None
         if body is None and link.external_id and self._forget_instead_of_delete(link, account):
-            outbox.finish_done(cr, link.id, token, seq, None, None, link.generation)
+            settle.append((outbox.finish_done, link, (None, None, link.generation)))
             return None
         step = planner.plan(link.external_id, link.pushed_hash, body, body and payload.body_hash(body))
         if step.action == planner.NOTHING:
-            outbox.finish_done(cr, link.id, token, seq, link.external_id, step.body_hash, link.generation)
+            settle.append((outbox.finish_done, link, (link.external_id, step.body_hash, link.generation)))
             return None
         client_id = None
         if step.action == CREATE:
@@ -185,7 +239,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     def _record(self, account, op_links, outcomes, token, seqs):
         cr = self.env.cr
         pushed_any = False
-        for key, (link, op) in op_links.items():
+        for key, (link, op) in sorted(op_links.items()):  # links are locked in id order
             outcome = outcomes[key]
             seq = seqs[link.id]
             kind = outcome.kind
@@ -210,7 +264,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
                 delay = policy.retry_delay(outcome, link.attempts + 1)
                 outbox.finish_retry(cr, link.id, token, seq, delay, outcome.message or kind.value)
                 if kind is Kind.RATE_LIMITED:
-                    self._hold_account(account, delay)
+                    outbox.hold_account(cr, account.id, delay)
             elif kind is Kind.AUTH_REVOKED:
                 account._mark_needs_reconnect(outcome.message or "access revoked")
                 outbox.finish_paused(cr, link.id, token, seq, outcome.message)
@@ -223,15 +277,6 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
                 values["last_error"] = False
             account.sudo().write(values)
 
-    def _hold_account(self, account, delay):
-        """A throttled account waits as a whole; other accounts go on."""
-        self.env.cr.execute(
-            """UPDATE impact_calendar_link
-                  SET next_try = greatest(coalesce(next_try, now() AT TIME ZONE 'UTC'),
-                                          (now() AT TIME ZONE 'UTC') + make_interval(secs => %s))
-                WHERE account_id = %s AND dirty AND claim_token IS NULL""",
-            (delay, account.id),
-        )
 
     # -- what the external calendar must show ------------------------------------------------
     @api.model

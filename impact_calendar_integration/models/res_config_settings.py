@@ -1,5 +1,17 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..sync.config import endpoint_problem
+
+ENDPOINT_SETTINGS = (
+    "impact_calendar_google_auth_endpoint",
+    "impact_calendar_google_token_endpoint",
+    "impact_calendar_google_revoke_endpoint",
+    "impact_calendar_google_api_endpoint",
+    "impact_calendar_microsoft_authority_host",
+    "impact_calendar_microsoft_graph_endpoint",
+)
 
 
 class ResConfigSettings(models.TransientModel):
@@ -68,3 +80,15 @@ class ResConfigSettings(models.TransientModel):
         configured = bool(self.env["impact.calendar.credential"]._configured_key())
         for settings in self:
             settings.impact_calendar_key_configured = configured
+
+    def set_values(self):
+        # Whoever sets an endpoint receives every instructor's refresh token: https only.
+        for settings in self:
+            problems = [
+                problem
+                for name in ENDPOINT_SETTINGS
+                if settings[name] and (problem := endpoint_problem(settings[name]))
+            ]
+            if problems:
+                raise ValidationError("\n".join(problems))
+        return super().set_values()

@@ -2,9 +2,11 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
+from ..sync import outbox
 from .impact_calendar_account import PROVIDERS
 
 GROUP = "impact_calendar_integration.group_calendar_integration"
+MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
 
 PREFERENCE_FIELDS = [
     "impact_calendar_account_id",
@@ -46,8 +48,9 @@ class ResUsers(models.Model):
     impact_calendar_failed_count = fields.Integer(compute="_compute_impact_calendar", string="Failed")
     impact_calendar_synced_count = fields.Integer(compute="_compute_impact_calendar", string="Classes in calendar")
     impact_calendar_native_conflict = fields.Boolean(compute="_compute_impact_calendar")
-    impact_calendar_notice = fields.Char(
-        "External calendar notice", readonly=True, copy=False,
+    impact_calendar_notice = fields.Char("External calendar notice", compute="_compute_impact_calendar")
+    impact_calendar_notice_text = fields.Char(
+        groups="base.group_system", copy=False,
         help="Outcome of the last connection attempt, shown once in Preferences.",
     )
 
@@ -55,11 +58,16 @@ class ResUsers(models.Model):
     def SELF_READABLE_FIELDS(self):
         return super().SELF_READABLE_FIELDS + PREFERENCE_FIELDS
 
+    @api.depends_context("uid")
     def _compute_impact_calendar(self):
-        accounts = self.env["impact.calendar.account"].sudo().search([("user_id", "in", self.ids)])
+        # A connection (address, status, errors) shows to the user themself and to managers
+        # only, whoever reads the record and however (a sudo read keeps the real uid).
+        viewer = self.env.user
+        visible = self if viewer.has_group(MANAGER) else self & viewer
+        accounts = self.env["impact.calendar.account"].sudo().search([("user_id", "in", visible.ids)])
         by_user = {account.user_id.id: account for account in accounts}
         for user in self:
-            account = by_user.get(user.id, self.env["impact.calendar.account"])
+            account = by_user.get(user.id, self.env["impact.calendar.account"].sudo())
             user.impact_calendar_account_id = account
             user.impact_calendar_provider = account.provider
             user.impact_calendar_email = account.email
@@ -71,6 +79,7 @@ class ResUsers(models.Model):
             user.impact_calendar_failed_count = account.failed_count
             user.impact_calendar_synced_count = account.synced_count
             user.impact_calendar_native_conflict = bool(account) and account.native_sync_conflict
+            user.impact_calendar_notice = user.sudo().impact_calendar_notice_text if user in visible else False
 
     def _impact_native_sync_active(self, provider):
         """Whether Odoo's own google_calendar / microsoft_calendar already syncs this user."""
@@ -119,7 +128,7 @@ class ResUsers(models.Model):
 
     def action_impact_calendar_dismiss_notice(self):
         self._impact_check_self()
-        self.sudo().impact_calendar_notice = False
+        self.sudo().impact_calendar_notice_text = False
         return True
 
     @api.model
@@ -142,5 +151,5 @@ class ResUsers(models.Model):
         if "active" in vals or "groups_id" in vals or any(
             key.startswith(("in_group_", "sel_groups_")) for key in vals
         ):
-            self.env["impact.calendar.link"]._mark_users_dirty(self.ids, backfill=True)
+            self.env["impact.calendar.link"]._mark_users_dirty(self.ids, outbox.CHANGE_BACKFILL)
         return result

@@ -1,7 +1,9 @@
 """Connection settings of each provider, as plain values (the Odoo layer reads them from
 system parameters). Endpoints are settings so that sovereign clouds and tests can change them."""
 
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT = 20  # seconds, for every HTTP call of the core
 
@@ -39,3 +41,38 @@ class MicrosoftConfig:
         """MSAL's instance discovery only knows Microsoft's own hosts; skip it elsewhere."""
         host = self.authority_host.split("://", 1)[-1].split("/", 1)[0].lower()
         return host in ("login.microsoftonline.com", "login.microsoftonline.us", "login.partner.microsoftonline.cn")
+
+
+def endpoint_problem(url):
+    """Why ``url`` may not receive tokens, or None: https only, plain http only on loopback
+    (tests). Whoever sets an endpoint receives every user's refresh token at the next refresh."""
+    parts = urlsplit(url or "")
+    if not parts.hostname:
+        return f"{url!r} is not a URL"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http":
+        host = parts.hostname
+        if host == "localhost" or _is_loopback_ip(host):
+            return None
+        return f"{url} must use https (plain http only on this machine's loopback)"
+    return f"{url} must use https"
+
+
+ENDPOINT_FIELDS = ("auth_endpoint", "token_endpoint", "revoke_endpoint", "api_endpoint", "authority_host", "graph_endpoint")
+
+
+def config_problems(config):
+    """Every endpoint of a GoogleConfig or MicrosoftConfig that may not receive tokens."""
+    return [
+        problem
+        for field in fields(config)
+        if field.name in ENDPOINT_FIELDS and (problem := endpoint_problem(getattr(config, field.name)))
+    ]
+
+
+def _is_loopback_ip(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -80,6 +80,8 @@ def start_flow(config, redirect_uri, state):
         redirect_uri=redirect_uri,
         state=state,
         response_mode=RESPONSE_MODE,
+        # A person always picks the account: single sign-on must never connect one silently.
+        prompt="select_account",
     )
 
 

@@ -1,11 +1,29 @@
 """Transactional outbox of sync links, on any DB-API cursor (psycopg2 in Odoo and in CI).
 
-A link is one (Odoo event, instructor) pair. Booking writes only mark links dirty and bump
-``change_seq``. Workers claim dirty links with ``FOR UPDATE SKIP LOCKED`` and a lease
-(``claimed_until``) committed at once, so no row lock is held while talking to the provider and
-a booking write never waits for the network. A result is applied only by the claim's holder, and
-the link stays dirty when it changed again meanwhile (``change_seq`` moved on).
+A link is one (Odoo event, instructor) pair and what was pushed for it. The booking side never
+writes a link: it appends rows to the change log (``impact_calendar_change``), and only workers
+fold them into the links (``mark_*``), claim dirty links with ``FOR UPDATE SKIP LOCKED`` and a
+lease (``claimed_until``) committed at once, and record results. So a booking and a push being
+recorded never touch the same row: neither can make the other fail to serialize.
+
+No row lock is held while talking to the provider. A result is applied only by the claim's
+holder, and the link stays dirty when it changed again meanwhile (``change_seq`` moved on).
+Every statement that locks several links locks them in id order, so workers cannot deadlock.
 """
+
+# Link states (impact.calendar.link.state).
+PENDING = "pending"
+SYNCED = "synced"
+RETRYING = "retrying"
+REJECTED = "rejected"
+PAUSED = "paused"
+
+# Change log kinds (impact.calendar.change.kind): what happened, folded by ``mark_changes``.
+CHANGE_EVENT = "event"  # a class changed: its links, and a link for its instructor(s)
+CHANGE_USER = "user"  # an instructor's standing changed (group, active, disconnect)
+CHANGE_BACKFILL = "backfill"  # connected: also make links for every future booked class
+CHANGE_RETRY = "retry"  # an admin or a reconnect: drop backoff and pause, push again
+CHANGE_RESYNC = "resync"  # forget what was pushed: every class is sent again
 
 CLAIM_SQL = """
     UPDATE impact_calendar_link AS link
@@ -14,7 +32,7 @@ CLAIM_SQL = """
      WHERE link.id IN (
             SELECT id FROM impact_calendar_link
              WHERE dirty
-               AND state != 'paused'
+               AND state != %(paused)s
                AND (next_try IS NULL OR next_try <= (now() AT TIME ZONE 'UTC'))
                AND (claimed_until IS NULL OR claimed_until < (now() AT TIME ZONE 'UTC'))
                {extra}
@@ -31,7 +49,7 @@ def claim(cr, token, limit=50, lease=300, account_ids=None):
     The caller commits right after, so that other workers see the lease.
     """
     extra = ""
-    params = {"token": token, "limit": limit, "lease": lease}
+    params = {"token": token, "limit": limit, "lease": lease, "paused": PAUSED}
     if account_ids is not None:
         extra = "AND account_id = ANY(%(accounts)s)"
         params["accounts"] = list(account_ids)
@@ -40,6 +58,99 @@ def claim(cr, token, limit=50, lease=300, account_ids=None):
     return sorted(cr.fetchall())
 
 
+def release(cr, token):
+    """Give up a claim whose results could not be recorded: its links are due again at once."""
+    cr.execute(
+        "UPDATE impact_calendar_link SET claimed_until = NULL, claim_token = NULL WHERE claim_token = %s",
+        (token,),
+    )
+    return cr.rowcount
+
+
+# -- the change log --------------------------------------------------------------------------
+def append_changes(cr, changes):
+    """Append (event_ref, user_id, kind) rows: all the booking side ever writes."""
+    if not changes:
+        return 0
+    refs, users, kinds = zip(*changes)
+    cr.execute(
+        """INSERT INTO impact_calendar_change (event_ref, user_id, kind)
+           SELECT * FROM unnest(%s::integer[], %s::integer[], %s::varchar[])""",
+        (list(refs), list(users), list(kinds)),
+    )
+    return cr.rowcount
+
+
+def take_changes(cr):
+    """Remove and return every committed change: [(event_ref, user_id, kind)].
+
+    Under READ COMMITTED a change another worker took at the same time is skipped, not doubled.
+    """
+    cr.execute("DELETE FROM impact_calendar_change RETURNING event_ref, user_id, kind")
+    return cr.fetchall()
+
+
+MARK_SQL = """
+    UPDATE impact_calendar_link
+       SET dirty = true, change_seq = change_seq + 1,
+           state = CASE WHEN %(retry)s OR state = %(rejected)s THEN %(pending)s ELSE state END,
+           next_try = CASE WHEN state = %(rejected)s OR %(retry)s THEN NULL ELSE next_try END,
+           attempts = CASE WHEN %(retry)s THEN 0 ELSE attempts END,
+           pushed_hash = CASE WHEN %(forget)s THEN NULL ELSE pushed_hash END
+     WHERE id IN (SELECT id FROM impact_calendar_link WHERE {where} ORDER BY id FOR UPDATE)
+"""
+
+
+def _mark(cr, where, params, retry=False, forget=False):
+    params = dict(
+        params, retry=retry, forget=forget, rejected=REJECTED, pending=PENDING
+    )
+    # ``where`` is a constant of this module; every value goes through a parameter.
+    cr.execute(MARK_SQL.format(where=where), params)  # pylint: disable=sql-injection
+    return cr.rowcount
+
+
+def mark_events(cr, event_refs):
+    """These classes changed: their links (any instructor, old or new) are pushed again.
+    A rejected link gets another chance with the new version."""
+    return _mark(cr, "event_ref = ANY(%(refs)s)", {"refs": list(event_refs)}) if event_refs else 0
+
+
+def mark_users(cr, user_ids, retry=False, forget=False):
+    """Every link of these instructors is looked at again; ``retry`` also drops backoff and
+    resumes paused links (a reconnect, a resync); ``forget`` re-sends what the provider has."""
+    if not user_ids:
+        return 0
+    return _mark(cr, "user_id = ANY(%(users)s)", {"users": list(user_ids)}, retry=retry, forget=forget)
+
+
+def mark_links_retry(cr, pairs):
+    """An admin's *Retry now* on (event_ref, user_id) links: drop the backoff, push again."""
+    if not pairs:
+        return 0
+    refs, users = zip(*pairs)
+    return _mark(
+        cr,
+        "(event_ref, user_id) IN (SELECT * FROM unnest(%(refs)s::integer[], %(users)s::integer[]))",
+        {"refs": list(refs), "users": list(users)},
+        retry=True,
+    )
+
+
+def hold_account(cr, account_id, delay):
+    """A throttled account waits as a whole; other accounts go on."""
+    cr.execute(
+        """UPDATE impact_calendar_link
+              SET next_try = greatest(coalesce(next_try, now() AT TIME ZONE 'UTC'),
+                                      (now() AT TIME ZONE 'UTC') + make_interval(secs => %s))
+            WHERE id IN (SELECT id FROM impact_calendar_link
+                          WHERE account_id = %s AND dirty AND claim_token IS NULL
+                          ORDER BY id FOR UPDATE)""",
+        (delay, account_id),
+    )
+
+
+# -- results -----------------------------------------------------------------------------------
 def _finish(cr, link_id, token, seq, assignments, params):
     """Apply a result if we still hold the claim; clean the link unless it changed meanwhile."""
     params = dict(params, id=link_id, token=token, seq=seq)
@@ -67,12 +178,13 @@ def finish_done(cr, link_id, token, seq, external_id, pushed_hash, generation):
         token,
         seq,
         "external_id = %(external_id)s, pushed_hash = %(hash)s, generation = %(generation)s,"
-        " state = 'synced', attempts = 0, next_try = NULL, last_error = NULL,"
+        " state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL,"
         " last_push_at = (now() AT TIME ZONE 'UTC')",
         {
             "external_id": external_id,
             "hash": pushed_hash,
             "generation": generation,
+            "state": SYNCED,
             "clean_dirty": False,
         },
     )
@@ -88,8 +200,8 @@ def finish_created_unverified(cr, link_id, token, seq, external_id, generation):
         token,
         seq,
         "external_id = %(external_id)s, pushed_hash = NULL, generation = %(generation)s,"
-        " state = 'pending', attempts = 0, next_try = NULL, last_error = NULL",
-        {"external_id": external_id, "generation": generation, "clean_dirty": True},
+        " state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL",
+        {"external_id": external_id, "generation": generation, "state": PENDING, "clean_dirty": True},
     )
 
 
@@ -100,9 +212,9 @@ def finish_recreate(cr, link_id, token, seq, generation, message):
         link_id,
         token,
         seq,
-        "external_id = NULL, pushed_hash = NULL, generation = %(generation)s, state = 'pending',"
+        "external_id = NULL, pushed_hash = NULL, generation = %(generation)s, state = %(state)s,"
         " next_try = NULL, last_error = %(message)s",
-        {"generation": generation, "message": message, "clean_dirty": True},
+        {"generation": generation, "message": message, "state": PENDING, "clean_dirty": True},
     )
 
 
@@ -113,10 +225,10 @@ def finish_retry(cr, link_id, token, seq, delay, message):
         link_id,
         token,
         seq,
-        "state = 'retrying', attempts = attempts + 1,"
+        "state = %(state)s, attempts = attempts + 1,"
         " next_try = (now() AT TIME ZONE 'UTC') + make_interval(secs => %(delay)s),"
         " last_error = %(message)s",
-        {"delay": delay, "message": message, "clean_dirty": True},
+        {"delay": delay, "message": message, "state": RETRYING, "clean_dirty": True},
     )
 
 
@@ -127,8 +239,8 @@ def finish_rejected(cr, link_id, token, seq, message):
         link_id,
         token,
         seq,
-        "state = 'rejected', attempts = attempts + 1, next_try = NULL, last_error = %(message)s",
-        {"message": message, "clean_dirty": False},
+        "state = %(state)s, attempts = attempts + 1, next_try = NULL, last_error = %(message)s",
+        {"message": message, "state": REJECTED, "clean_dirty": False},
     )
 
 
@@ -139,8 +251,8 @@ def finish_paused(cr, link_id, token, seq, message):
         link_id,
         token,
         seq,
-        "state = 'paused', last_error = %(message)s",
-        {"message": message, "clean_dirty": True},
+        "state = %(state)s, last_error = %(message)s",
+        {"message": message, "state": PAUSED, "clean_dirty": True},
     )
 
 
@@ -149,21 +261,13 @@ def mark_create_sent(cr, link_ids):
     cr.execute("UPDATE impact_calendar_link SET create_sent = true WHERE id = ANY(%s)", (list(link_ids),))
 
 
-def resume_account(cr, account_id):
-    """After a reconnect: paused links become due again."""
-    cr.execute(
-        """UPDATE impact_calendar_link SET state = 'pending', next_try = NULL
-             WHERE account_id = %s AND state = 'paused'""",
-        (account_id,),
-    )
-    return cr.rowcount
-
-
+# -- reading -----------------------------------------------------------------------------------
 def next_due(cr):
     """When the earliest waiting link becomes due (naive UTC), or None."""
     cr.execute(
         """SELECT min(greatest(next_try, claimed_until)) FROM impact_calendar_link
-             WHERE dirty AND state != 'paused'"""
+             WHERE dirty AND state != %s""",
+        (PAUSED,),
     )
     return cr.fetchone()[0]
 
@@ -171,8 +275,15 @@ def next_due(cr):
 def count_due(cr):
     cr.execute(
         """SELECT count(*) FROM impact_calendar_link
-             WHERE dirty AND state != 'paused'
+             WHERE dirty AND state != %s
                AND (next_try IS NULL OR next_try <= (now() AT TIME ZONE 'UTC'))
-               AND (claimed_until IS NULL OR claimed_until < (now() AT TIME ZONE 'UTC'))"""
+               AND (claimed_until IS NULL OR claimed_until < (now() AT TIME ZONE 'UTC'))""",
+        (PAUSED,),
     )
+    return cr.fetchone()[0]
+
+
+def has_changes(cr):
+    """Whether the change log holds anything to fold (a worker's cue to keep going)."""
+    cr.execute("SELECT EXISTS (SELECT 1 FROM impact_calendar_change)")
     return cr.fetchone()[0]

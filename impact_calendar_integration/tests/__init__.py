@@ -4,3 +4,5 @@ from . import test_preferences
 from . import test_sync
 from . import test_oauth_routes
 from . import test_faults
+from . import test_rpc_sweep
+from . import test_security

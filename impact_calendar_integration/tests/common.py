@@ -25,22 +25,3 @@ def connect_offline(user, provider="google", email=None, tokens=None):
         user, provider, tokens, email or f"{user.login}@example.com"
     )
 
-
-def load_emulators():
-    """Import the repository's loopback emulators (``<repo>/tests/emulators``).
-
-    They are test infrastructure shared with the no-Odoo suite, kept beside the addon in the
-    repository; an addon copied alone cannot run the provider tests and says so.
-    """
-    import os
-    import sys
-    import unittest
-
-    repo_tests = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "tests")
-    if not os.path.isdir(os.path.join(repo_tests, "emulators")):
-        raise unittest.SkipTest("the repository's tests/emulators folder is not beside the addon")
-    if repo_tests not in sys.path:
-        sys.path.insert(0, repo_tests)
-    from emulators import google, microsoft, tls  # pylint: disable=import-outside-toplevel
-
-    return google, microsoft, tls

@@ -9,7 +9,8 @@ from odoo import Command
 from odoo.tests import TransactionCase
 
 from ..sync.providers.base import TokenSet
-from .common import load_emulators, make_user
+from .common import make_user
+from .emulators import google, microsoft, tls
 
 
 class SyncCase(TransactionCase):
@@ -18,7 +19,6 @@ class SyncCase(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        google, microsoft, tls = load_emulators()
         cls.tls = tls
         if cls.provider == "google":
             cls.emulator = google.GoogleEmulator().start()
@@ -95,8 +95,10 @@ class SyncCase(TransactionCase):
         return self.env["calendar.event"].with_user(user).create(vals)
 
     def flush(self):
-        """What a commit does: ORM flush, then the precommit hooks that mark links dirty."""
+        """What a commit and the worker's first step do: ORM flush, the precommit hook that
+        appends to the change log, then the worker folding the log into the links."""
         self.env.cr.flush()
+        self.env["impact.calendar.link"]._absorb_changes()
 
     def push(self):
         """Commit, then one cron run."""

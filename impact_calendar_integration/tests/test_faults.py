@@ -34,6 +34,7 @@ from ..sync.providers.google import GoogleCalendarClient
 from ..sync.providers.microsoft import GraphCalendarClient
 from ..sync.vault import Vault
 from .common import GROUP, make_user
+from .emulators.common import Response
 from .sync_common import SyncCase
 
 _logger = logging.getLogger(__name__)
@@ -347,7 +348,6 @@ class FaultCases:
         rules.append([path_regex, method, answer, times])
 
     def response(self, status, body=None, raw=None, content_type="application/json", headers=None):
-        from emulators.common import Response  # pylint: disable=import-outside-toplevel
 
         return Response(status, body=body, raw=raw, content_type=content_type, headers=headers)
 

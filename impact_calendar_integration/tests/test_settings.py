@@ -26,15 +26,20 @@ class TestSettings(TransactionCase):
         self.assertEqual(get("impact_calendar.google_auth_endpoint"), "https://accounts.google.com/o/oauth2/v2/auth")
 
     def test_round_trip_to_system_parameters(self):
-        values = {field: f"value-of-{field}" for field in PARAMS}
+        # Endpoints must be https URLs; any string does for the other settings.
+        values = {
+            field: f"https://{field.replace('_', '-')}.example.com" if "endpoint" in field or "host" in field
+            else f"value-of-{field}"
+            for field in PARAMS
+        }
         settings = self.env["res.config.settings"].create(values)
         settings.execute()
         get = self.env["ir.config_parameter"].sudo().get_param
         for field, key in PARAMS.items():
-            self.assertEqual(get(key), f"value-of-{field}", key)
+            self.assertEqual(get(key), values[field], key)
         reloaded = self.env["res.config.settings"].create({})
         for field in PARAMS:
-            self.assertEqual(reloaded[field], f"value-of-{field}", field)
+            self.assertEqual(reloaded[field], values[field], field)
 
     def test_privacy_defaults_to_count_only_and_round_trips(self):
         self.assertFalse(self.env["res.config.settings"].create({}).impact_calendar_include_student_names)

@@ -1,6 +1,7 @@
 """Threaded loopback HTTP(S) server with a request log and fault injection."""
 
 import json
+import logging
 import re
 import socket
 import ssl
@@ -9,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -237,13 +240,13 @@ class LoopbackServer:
             handler._headers_buffer.append(b"\r\n")
             handler.wfile.write(b"".join(handler._headers_buffer) + resp.raw)
             handler._headers_buffer = []
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            pass
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError) as exc:
+            _logger.debug("client went away before the answer: %s", exc)
 
     @staticmethod
     def _drop(handler):
         handler.close_connection = True
         try:
             handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        except OSError as exc:
+            _logger.debug("dropped connection was already closed: %s", exc)

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""A real Odoo to test and try the addon on, from ``../shared/odoo`` or ``$ODOO_SRC``.
+
+Used by ``tools/odoo_stage.py`` (CI's Odoo stage) and ``demo/try_it.py`` (the README's *Try it*).
+Everything it makes lives outside the clone, in ``$IMPACT_CI_CACHE`` (default
+``~/.cache/impact_calendar_ci``), so that a second run is fast:
+
+- the Odoo source, unpacked once per archive (keyed by its sha256);
+- a virtualenv per (Odoo requirements, the addon's ``requirements.txt``, test extras, Python);
+- pip's own cache.
+
+It also makes sure PostgreSQL answers on 127.0.0.1:5432 with a role of Odoo's own (Odoo refuses
+``postgres``) and that Debian's ``chromium`` is installed (tours must run, never skip).
+Only the standard library: it runs with the machine's ``python3``.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_ODOO = os.path.join(os.path.dirname(REPO), "shared", "odoo")
+CACHE = os.environ.get("IMPACT_CI_CACHE") or os.path.expanduser("~/.cache/impact_calendar_ci")
+# What the Odoo tests need beyond the addon's runtime libraries: the Microsoft emulator's
+# throwaway CA, and Odoo's browser tours (skipped without websocket-client).
+TEST_EXTRAS = ("trustme>=1.1", "websocket-client")
+# Odoo's pinned sdists do not build with newer setuptools.
+BUILD_CONSTRAINT = "setuptools<70"
+# python-ldap needs Debian's libldap2-dev; no addon we install uses it.
+SKIPPED_REQUIREMENTS = ("python-ldap",)
+PG = {"host": "127.0.0.1", "port": "5432", "user": "odoo", "password": "odoo"}
+
+
+class EnvError(Exception):
+    """The Odoo environment cannot be prepared; the message says why in one line."""
+
+
+def log(message):
+    print(f"[odoo-env] {message}", flush=True)
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def series_of(odoo_dir):
+    """'18.0' or '19.0', read from odoo/release.py without importing it."""
+    namespace = {}
+    with open(os.path.join(odoo_dir, "odoo", "release.py"), encoding="utf-8") as handle:
+        exec(compile(handle.read(), "release.py", "exec"), namespace)  # noqa: S102  # pylint: disable=exec-used
+    return namespace["serie"]
+
+
+def odoo_source(series):
+    """The folder holding odoo-bin for this series: $ODOO_SRC if it is that series, else the
+    unpacked archive. Raises EnvError when neither exists."""
+    given = os.environ.get("ODOO_SRC")
+    if given and os.path.isfile(os.path.join(given, "odoo-bin")) and series_of(given) == series:
+        return os.path.abspath(given)
+    archive = os.path.join(SHARED_ODOO, f"odoo-{series}-calendar.tar.xz")
+    if not os.path.isfile(archive):
+        raise EnvError(
+            f"no Odoo {series}: neither $ODOO_SRC (a {series} checkout) nor {archive} is available"
+        )
+    target = os.path.join(CACHE, f"odoo-{sha256(archive)[:16]}")
+    odoo_dir = os.path.join(target, f"odoo-{series}")
+    if not os.path.isfile(os.path.join(odoo_dir, "odoo-bin")):
+        log(f"unpacking {os.path.basename(archive)} into {target}")
+        os.makedirs(CACHE, exist_ok=True)
+        scratch = tempfile.mkdtemp(dir=CACHE)
+        with tarfile.open(archive) as tar:
+            tar.extractall(scratch)  # noqa: S202  (our own shared archive)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(scratch, target)
+    return odoo_dir
+
+
+def _requirements(odoo_dir):
+    with open(os.path.join(odoo_dir, "requirements.txt"), encoding="utf-8") as handle:
+        return [
+            line for line in handle.read().splitlines()
+            if not line.strip().lower().startswith(SKIPPED_REQUIREMENTS)
+        ]
+
+
+def virtualenv(odoo_dir):
+    """A virtualenv with Odoo's requirements, the addon's requirements.txt and the test extras."""
+    with open(os.path.join(REPO, "requirements.txt"), encoding="utf-8") as handle:
+        ours = handle.read()
+    lines = _requirements(odoo_dir)
+    key = hashlib.sha256(
+        "\n".join([sys.version, *lines, ours, *TEST_EXTRAS, BUILD_CONSTRAINT]).encode()
+    ).hexdigest()[:16]
+    venv = os.path.join(CACHE, f"venv-{key}")
+    python = os.path.join(venv, "bin", "python")
+    if os.path.isfile(os.path.join(venv, ".complete")):
+        return python
+    log(f"building the virtualenv {venv} (first run: about a minute)")
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        odoo_req = os.path.join(tmp, "odoo-requirements.txt")
+        with open(odoo_req, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        constraints = os.path.join(tmp, "constraints.txt")
+        with open(constraints, "w", encoding="utf-8") as handle:
+            # PIP_CONSTRAINT replaces the machine's configured constraints: keep them.
+            machine = "/etc/xdg/pip/constraints.txt"
+            if os.path.isfile(machine):
+                handle.write(f"-c {machine}\n")
+            handle.write(BUILD_CONSTRAINT + "\n")
+        env = dict(os.environ, PIP_CONSTRAINT=constraints, PIP_DISABLE_PIP_VERSION_CHECK="1")
+        command = [python, "-m", "pip", "install", "--quiet", "-r", odoo_req,
+                   "-r", os.path.join(REPO, "requirements.txt"), *TEST_EXTRAS]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        noise = "WARNING: Location '"  # this machine's local indexes: not our concern
+        output = "\n".join(
+            line for line in (done.stdout + done.stderr).splitlines() if not line.startswith(noise)
+        )
+        if done.returncode:
+            raise EnvError(f"pip install failed (exit {done.returncode}):\n{output[-4000:]}")
+    open(os.path.join(venv, ".complete"), "w", encoding="utf-8").close()
+    return python
+
+
+def _psql(sql, user="postgres"):
+    return subprocess.run(
+        ["psql", "-h", PG["host"], "-p", PG["port"], "-U", user, "-d", "postgres", "-tAc", sql],
+        capture_output=True, text=True, check=False,
+    )
+
+
+def postgres():
+    """PostgreSQL on 127.0.0.1:5432 with Odoo's own role; returns the odoo-bin options."""
+    ready = ["pg_isready", "-q", "-h", PG["host"], "-p", PG["port"]]
+    if subprocess.run(ready, check=False).returncode:
+        clusters = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True, check=False)
+        version = clusters.stdout.split()[0] if clusters.stdout.split() else ""
+        if not version:
+            raise EnvError("PostgreSQL does not answer on 127.0.0.1:5432 and no cluster is installed")
+        log(f"starting PostgreSQL {version}")
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False
+        )
+        for _attempt in range(30):
+            if not subprocess.run(ready, check=False).returncode:
+                break
+            time.sleep(1)
+        else:
+            raise EnvError("PostgreSQL did not start on 127.0.0.1:5432")
+    exists = _psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{PG['user']}'")
+    if exists.returncode:
+        raise EnvError(f"cannot query PostgreSQL as postgres: {exists.stderr.strip()}")
+    if exists.stdout.strip() != "1":
+        log(f"creating the PostgreSQL role {PG['user']}")
+        made = _psql(f"CREATE ROLE {PG['user']} LOGIN CREATEDB PASSWORD '{PG['password']}'")
+        if made.returncode:
+            raise EnvError(f"cannot create the role {PG['user']}: {made.stderr.strip()}")
+    return [
+        f"--db_host={PG['host']}", f"--db_port={PG['port']}",
+        f"--db_user={PG['user']}", f"--db_password={PG['password']}",
+    ]
+
+
+def chromium():
+    """Debian's chromium, installed when missing: Odoo skips its browser tours without it."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.geteuid() != 0:
+        raise EnvError("chromium is missing and only root can install it: apt-get install chromium")
+    log("installing Debian's chromium (first run on this machine)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, capture_output=True)
+    done = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if done.returncode or not shutil.which("chromium"):
+        raise EnvError(f"apt-get install chromium failed: {done.stderr.strip()[-2000:]}")
+    return shutil.which("chromium")
+
+
+def drop_database(name):
+    subprocess.run(
+        ["dropdb", "--if-exists", "-h", PG["host"], "-p", PG["port"], "-U", "postgres", name],
+        capture_output=True, check=False,
+    )
+
+
+def prepare(series, browser=True):
+    """Everything an odoo-bin run needs: (odoo_dir, python, db options)."""
+    odoo_dir = odoo_source(series)
+    python = virtualenv(odoo_dir)
+    db_options = postgres()
+    if browser:
+        chromium()
+    return odoo_dir, python, db_options
+
+
+def series_options(series, demo=True):
+    """odoo-bin options that differ between series (for a database being created)."""
+    return [] if demo else ["--without-demo=all"]
+
+
+def addons_path(odoo_dir, *extra):
+    return ",".join([os.path.join(odoo_dir, "odoo", "addons"), os.path.join(odoo_dir, "addons"), *extra])
+
+
+if __name__ == "__main__":
+    try:
+        found = prepare(sys.argv[1] if len(sys.argv) > 1 else "18.0")
+    except EnvError as exc:
+        sys.exit(f"[odoo-env] {exc}")
+    print("\n".join(str(part) for part in found[:2]))
