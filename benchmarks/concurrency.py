@@ -45,7 +45,7 @@ EMAIL = "conc.instructor@example.com"
 SETUP = """
 import json
 from odoo import Command
-from odoo.addons.impact_calendar_integration.sync.providers.base import TokenSet
+from odoo.addons.impact_calendar_integration.sync.tokens import TokenSet
 params = json.loads({params!r})
 for key, value in params["settings"].items():
     env["ir.config_parameter"].set_param(key, value)

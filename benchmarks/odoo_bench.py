@@ -216,7 +216,7 @@ class World:
 
     def __init__(self, odoo, env, emulator, tag, students=12):
         from odoo import Command  # pylint: disable=import-outside-toplevel
-        from odoo.addons.impact_calendar_integration.sync.providers.base import TokenSet  # pylint: disable=import-outside-toplevel
+        from odoo.addons.impact_calendar_integration.sync.tokens import TokenSet  # pylint: disable=import-outside-toplevel
 
         self.env = env
         self.Command = Command

@@ -49,9 +49,10 @@ from impact_calendar_integration.tests.emulators.microsoft import MicrosoftEmula
 
 from impact_calendar_integration.sync import oauth_microsoft
 from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig
-from impact_calendar_integration.sync.ids import deterministic_event_id, transaction_id
-from impact_calendar_integration.sync.payload import ClassSnapshot, build_body
-from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation, TokenSet
+from impact_calendar_integration.sync import providers
+from impact_calendar_integration.sync.payload import ClassSnapshot
+from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
+from impact_calendar_integration.sync.tokens import TokenSet
 from impact_calendar_integration.sync.providers.google import GoogleCalendarClient
 from impact_calendar_integration.sync.providers.microsoft import GraphCalendarClient
 from impact_calendar_integration.sync.outcomes import Kind
@@ -80,12 +81,11 @@ def body(provider, ref, roster):
         record_url=f"https://odoo.example.com/odoo/calendar.event/{ref}",
         marker=f"{NAMESPACE}:{ref}",
     )
-    return build_body(provider, snapshot)
+    return providers.get(provider).build_body(snapshot)
 
 
 def client_id(provider, ref):
-    make = deterministic_event_id if provider == "google" else transaction_id
-    return make(NAMESPACE, ref, 7, 0)
+    return providers.get(provider).client_id(NAMESPACE, ref, 7, 0)
 
 
 def split(n):

@@ -7,7 +7,7 @@
 It starts the bundled Google and Microsoft emulators (127.0.0.1 only), connects one instructor
 to each through the real OAuth flows (``oauth_google``: consent URL with PKCE, code exchange;
 ``oauth_microsoft``: MSAL auth-code flow over TLS), then plays a few bookings the way the
-addon's cron does: ``ClassSnapshot`` -> ``payload.build_body`` -> ``planner.plan`` -> the real
+addon's cron does: ``ClassSnapshot`` -> the provider's body builder -> ``engine.plan`` -> the real
 provider clients (``push``, as the synchronizer calls them). After each step it prints what
 happened in "Odoo", the HTTP requests the emulators received, and what each external calendar
 now holds.
@@ -39,12 +39,8 @@ import requests  # noqa: E402
 from impact_calendar_integration.tests.emulators import calendar_page, tls  # noqa: E402
 from impact_calendar_integration.tests.emulators.google import GoogleEmulator  # noqa: E402
 from impact_calendar_integration.tests.emulators.microsoft import MicrosoftEmulator  # noqa: E402
-from impact_calendar_integration.sync import ids, oauth_google, oauth_microsoft, payload, planner  # noqa: E402
+from impact_calendar_integration.sync import engine, payload, providers  # noqa: E402
 from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig  # noqa: E402
-from impact_calendar_integration.sync.outcomes import Kind  # noqa: E402
-from impact_calendar_integration.sync.providers.base import CREATE, Operation  # noqa: E402
-from impact_calendar_integration.sync.providers.google import GoogleCalendarClient  # noqa: E402
-from impact_calendar_integration.sync.providers.microsoft import GraphCalendarClient  # noqa: E402
 
 ODOO_URL = "http://127.0.0.1:8069"  # only appears in redirect URIs and record links: never called
 NAMESPACE = "first-run-demo"  # stands for the database uuid in deterministic ids
@@ -116,25 +112,23 @@ class Demo:
     # -- OAuth, as the addon's /impact_calendar/oauth/<provider>/start and /callback routes --------
     def connect_google(self, instructor):
         self.google.login_as(instructor.email)  # the account that consents on the emulator
-        redirect_uri = f"{ODOO_URL}/impact_calendar/oauth/google/callback"
-        state = "signed-state-1"
-        verifier = oauth_google.new_code_verifier()
-        url = oauth_google.authorization_url(self.google_config, redirect_uri, state, verifier)
-        answer = self._follow_consent(url, redirect_uri)
-        if answer.get("state") != state:
-            raise DemoFailure("Google returned another state")
-        tokens, email = oauth_google.exchange_code(self.google_config, answer["code"], redirect_uri, verifier)
-        instructor.client = GoogleCalendarClient(self.google_config, tokens)
-        return email
+        return self._connect(instructor, self.google_config)
 
     def connect_microsoft(self, instructor):
         self.microsoft.seed_user(instructor.email, name=instructor.name)
         self.microsoft.consent_as = instructor.email
-        redirect_uri = f"{ODOO_URL}/impact_calendar/oauth/microsoft/callback"
-        flow = oauth_microsoft.start_flow(self.microsoft_config, redirect_uri, "signed-state-2")
-        answer = self._follow_consent(flow["auth_uri"], redirect_uri)
-        tokens, email = oauth_microsoft.finish_flow(self.microsoft_config, flow, answer)
-        instructor.client = GraphCalendarClient(self.microsoft_config, tokens)
+        return self._connect(instructor, self.microsoft_config)
+
+    def _connect(self, instructor, config):
+        provider = providers.get(instructor.provider)
+        redirect_uri = f"{ODOO_URL}/impact_calendar/oauth/{provider.name}/callback"
+        state = f"signed-state-{provider.name}"
+        url, pending = provider.start(config, redirect_uri, state)
+        answer = self._follow_consent(url, redirect_uri)
+        if answer.get("state") != state:
+            raise DemoFailure(f"{provider.label} returned another state")
+        tokens, email = provider.finish(config, pending, answer, redirect_uri)
+        instructor.client = provider.client(config, tokens)
         return email
 
     @staticmethod
@@ -151,27 +145,23 @@ class Demo:
 
     # -- the cron's part: plan and push one class ------------------------------------------------
     def sync(self, booked):
-        """What the synchronizer does for one dirty link. Returns the planner's action."""
+        """What the synchronizer does for one dirty link. Returns the engine's decision."""
         instructor = booked.instructor
+        provider = providers.get(instructor.provider)
         snapshot = booked.snapshot()
-        body = payload.build_body(instructor.provider, snapshot) if snapshot else None
-        step = planner.plan(booked.external_id, booked.pushed_hash, body, body and payload.body_hash(body))
-        if step.action == planner.NOTHING:
-            return step.action
-        client_id = None
-        if step.action == CREATE:
-            make_id = ids.deterministic_event_id if instructor.provider == "google" else ids.transaction_id
-            client_id = make_id(NAMESPACE, booked.event_ref, instructor.user_ref, booked.generation)
-        operation = Operation(key=booked.event_ref, action=step.action, body=step.body,
-                              external_id=booked.external_id, client_id=client_id)
-        outcome = instructor.client.push([operation])[operation.key]
-        if outcome.kind is not Kind.DONE:
+        body = provider.build_body(snapshot) if snapshot else None
+        link = engine.LinkState(external_id=booked.external_id, pushed_hash=booked.pushed_hash, generation=booked.generation)
+        step = engine.plan(
+            booked.event_ref, link, body,
+            client_id_for=lambda generation: provider.client_id(NAMESPACE, booked.event_ref, instructor.user_ref, generation),
+        )
+        if isinstance(step, engine.Transition):
+            return "nothing"
+        outcome = instructor.client.push([step])[step.key]
+        transition = engine.settle(step, outcome, link)
+        if transition.kind != engine.DONE:
             raise DemoFailure(f"{step.action} of {booked.name!r} failed: {outcome.kind.value} {outcome.message}")
-        if step.action == planner.DELETE:
-            booked.external_id = booked.pushed_hash = None
-        else:
-            booked.external_id = outcome.external_id or booked.external_id
-            booked.pushed_hash = step.body_hash
+        booked.external_id, booked.pushed_hash = transition.external_id, transition.pushed_hash
         return step.action
 
     # -- printing ---------------------------------------------------------------------------------
@@ -254,7 +244,7 @@ def play(demo):
                 booked.students.append(student)
             else:
                 booked.students.remove(student)
-            return [f"roster {before} -> {len(booked.students)}; cron: planner says {demo.sync(booked)}"]
+            return [f"roster {before} -> {len(booked.students)}; cron: engine says {demo.sync(booked)}"]
 
         who = f"{booked.instructor.name}'s class"
         title = f"{student} {verb} \"{booked.name}\" ({who})"
@@ -268,7 +258,7 @@ def play(demo):
     run(book(pottery, "Bruno"), "roster changes, stays non-empty")
 
     def untouched():
-        return [f"cron: body hash unchanged, planner says {demo.sync(pottery)}"]
+        return [f"cron: body hash unchanged, engine says {demo.sync(pottery)}"]
 
     demo.step(f"Ann edits the internal notes of \"{pottery.name}\"", ["nothing the external event shows changed"],
               untouched)

@@ -43,19 +43,19 @@ def test_first_run_shows_the_lifecycle():
     assert "POST   /common/oauth2/v2.0/token  -> 200" in connect_ms
 
     booked = step('Alice books "Pottery for beginners"')
-    assert "planner says create" in booked
+    assert "engine says create" in booked
     assert "+ POST   /calendar/v3/calendars/primary/events  -> 200" in booked
     assert '"Pottery for beginners" 2030-01-07 10:00-11:30 UTC, 1 student booked' in booked
     second = step('Bruno books "Pottery for beginners"')
-    assert "planner says update" in second and "PATCH  /calendar/v3/calendars/primary/events/{id}  -> 200" in second
+    assert "engine says update" in second and "PATCH  /calendar/v3/calendars/primary/events/{id}  -> 200" in second
     assert "2 students booked" in second
     noop = step("internal notes")
-    assert "planner says nothing" in noop and "(no request)" in noop
+    assert "engine says nothing" in noop and "(no request)" in noop
     yoga = step('Chloe books "Morning yoga"')
     assert "POST   /v1.0/me/calendar/events  -> 201" in yoga
     assert 'ben@impact-demo.test: "Morning yoga" 2030-01-08 07:00-08:00 UTC, 1 student booked' in yoga
     gone = step('Bruno cancels "Pottery for beginners"')
-    assert "planner says delete" in gone and "DELETE /calendar/v3/calendars/primary/events/{id}  -> 204" in gone
+    assert "engine says delete" in gone and "DELETE /calendar/v3/calendars/primary/events/{id}  -> 204" in gone
     assert "ann@impact-demo.test: (no events)" in gone
     removed = step('Chloe is removed from "Morning yoga"')
     assert "DELETE /v1.0/me/events/{id}  -> 204" in removed

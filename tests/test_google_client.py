@@ -18,7 +18,8 @@ from impact_calendar_integration.sync.ids import deterministic_event_id, transac
 from impact_calendar_integration.sync.outcomes import AuthRevoked, Kind, ProviderError
 from impact_calendar_integration.sync.payload import ClassSnapshot, google_body
 from impact_calendar_integration.sync.policy import retry_delay
-from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation, TokenSet
+from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
+from impact_calendar_integration.sync.tokens import TokenSet
 from impact_calendar_integration.sync.providers.google import GoogleCalendarClient, batch_uri
 
 USER = "teacher@example.com"  # the user of the `google` fixture (conftest.py)

@@ -194,3 +194,28 @@ def test_rejected_is_kept_but_not_retried(schema):
     conn.close()
     dirty, state, *_ = _row(schema, link_id)
     assert (dirty, state) == (False, "rejected")
+
+
+def test_the_test_tables_mirror_the_models():
+    """tests/pg.py copies the ORM's tables by hand: every stored field of the models is there."""
+    import ast  # pylint: disable=import-outside-toplevel
+    import os  # pylint: disable=import-outside-toplevel
+    import re  # pylint: disable=import-outside-toplevel
+
+    from pg import LINK_TABLE_DDL  # pylint: disable=import-outside-toplevel
+
+    models = os.path.join(os.path.dirname(outbox.__file__), "..", "models")
+    for table, module in (("impact_calendar_link", "impact_calendar_link.py"), ("impact_calendar_change", "impact_calendar_change.py")):
+        ddl = LINK_TABLE_DDL.split(f"CREATE TABLE {table} (", 1)[1].split(");", 1)[0]
+        columns = {line.split()[0] for line in ddl.strip().splitlines() if re.match(r"\s+[a-z_]+ ", line)}
+        with open(os.path.join(models, module), encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+        stored = {
+            target.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "attr", "") in {"Integer", "Many2one", "Char", "Boolean", "Selection", "Datetime"}
+            and not any(k.arg in ("related", "compute") for k in node.value.keywords)
+            for target in node.targets
+        }
+        assert stored <= columns, (table, stored - columns)

@@ -6,8 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from impact_calendar_integration.sync import payload, planner
-from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE
+from impact_calendar_integration.sync import payload
 
 GOOGLE_DISCOVERY = os.path.join(
     os.path.dirname(__import__("googleapiclient").__file__), "discovery_cache", "documents", "calendar.v3.json"
@@ -89,12 +88,3 @@ def test_hash_is_stable_and_sees_roster_changes():
     assert payload.body_hash(a) == payload.body_hash(dict(reversed(list(b.items()))))
     assert payload.body_hash(a) != payload.body_hash(payload.google_body(snapshot(roster_count=4)))
 
-
-def test_plan():
-    body = {"summary": "x"}
-    digest = payload.body_hash(body)
-    assert planner.plan(None, None, body, digest).action == CREATE
-    assert planner.plan("e1", "old", body, digest).action == UPDATE
-    assert planner.plan("e1", digest, body, digest).action == planner.NOTHING
-    assert planner.plan("e1", digest, None, None).action == DELETE
-    assert planner.plan(None, None, None, None).action == planner.NOTHING

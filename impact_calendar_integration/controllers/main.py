@@ -23,14 +23,12 @@ from odoo.exceptions import UserError
 from odoo.http import request
 from odoo.tools.misc import hmac as odoo_hmac
 
-from ..sync import oauth_google, oauth_microsoft
-from ..sync.oauth_microsoft import MicrosoftAuthError
-from ..sync.outcomes import AuthRevoked, ProviderError
+from ..sync import providers
+from ..sync.outcomes import ConnectError
 
 _logger = logging.getLogger(__name__)
 
 GROUP = "impact_calendar_integration.group_calendar_integration"
-PROVIDERS = ("google", "microsoft")
 STATE_TTL = 600  # seconds between Connect and the provider's redirect back
 SESSION_KEY = "impact_calendar_oauth"
 HMAC_SCOPE = "impact_calendar_integration.oauth_state"
@@ -87,7 +85,7 @@ def check_state(env, state, provider):
 
 class ImpactCalendarOAuth(http.Controller):
     def _check_access(self, provider):
-        if provider not in PROVIDERS:
+        if provider not in providers.REGISTRY or not providers.get(provider).start:
             raise NotFound()
         if not request.env.user.has_group(GROUP):
             raise Forbidden(request.env._("You are not allowed to connect an external calendar."))
@@ -112,13 +110,11 @@ class ImpactCalendarOAuth(http.Controller):
         nonce = secrets.token_urlsafe(16)
         state = sign_state(request.env, provider, request.env.uid, nonce, time.time() + STATE_TTL)
         redirect_uri = accounts._redirect_uri(provider)
-        pending = {"provider": provider, "expires": time.time() + STATE_TTL}
-        if provider == "google":
-            pending["code_verifier"] = oauth_google.new_code_verifier()
-            url = oauth_google.authorization_url(config, redirect_uri, state, pending["code_verifier"])
-        else:
-            pending["flow"] = oauth_microsoft.start_flow(config, redirect_uri, state)
-            url = pending["flow"]["auth_uri"]
+        try:
+            url, pending = providers.get(provider).start(config, redirect_uri, state)
+        except ConnectError as exc:
+            return self._back_to_preferences(request.env._("Connection failed: %(reason)s", reason=str(exc)))
+        pending.update(provider=provider, expires=time.time() + STATE_TTL)
         flows = {
             key: value
             for key, value in request.session.get(SESSION_KEY, {}).items()
@@ -159,15 +155,11 @@ class ImpactCalendarOAuth(http.Controller):
         accounts = request.env["impact.calendar.account"]
         try:
             config = accounts._provider_config(provider)
-            if provider == "google":
-                tokens, email = oauth_google.exchange_code(
-                    config, code, accounts._redirect_uri(provider), pending["code_verifier"]
-                )
-            else:
-                auth_response = dict(kwargs, state=state, code=code)
-                tokens, email = oauth_microsoft.finish_flow(config, pending["flow"], auth_response)
+            tokens, email = providers.get(provider).finish(
+                config, pending, dict(kwargs, state=state, code=code), accounts._redirect_uri(provider)
+            )
             accounts._connect(request.env.user, provider, tokens, email)
-        except (AuthRevoked, ProviderError, MicrosoftAuthError, UserError) as exc:
+        except (ConnectError, UserError) as exc:
             _logger.info("Calendar OAuth for user %s failed: %s", request.env.uid, exc)
             return self._back_to_preferences(request.env._("Connection failed: %(reason)s", reason=str(exc)))
         return self._back_to_preferences()

@@ -5,25 +5,6 @@ from odoo import api, models
 
 from ..sync.payload import ClassSnapshot
 
-# Fields the external event shows or that decide whether it exists. A write touching none of
-# them (an alarm, a chatter message, a privacy flag) costs nothing and calls no provider.
-SYNCED_FIELDS = frozenset(
-    {
-        "name",
-        "start",
-        "stop",
-        "allday",
-        "start_date",
-        "stop_date",
-        "duration",
-        "location",
-        "videocall_location",
-        "active",
-        "user_id",
-        "partner_ids",
-        "attendee_ids",
-    }
-)
 
 
 class CalendarEvent(models.Model):
@@ -37,9 +18,19 @@ class CalendarEvent(models.Model):
 
     def write(self, vals):
         result = super().write(vals)
-        if not SYNCED_FIELDS.isdisjoint(vals) or not self._impact_scope_fields().isdisjoint(vals):
+        if not self._impact_calendar_synced_fields().isdisjoint(vals) or not self._impact_scope_fields().isdisjoint(vals):
             self.env["impact.calendar.link"]._mark_events_dirty(self.ids)
         return result
+
+    @api.model
+    def _impact_calendar_synced_fields(self):
+        """Fields the external event shows or that decide whether it exists. A write touching
+        none of them (an alarm, a chatter message, a privacy flag) costs nothing and calls no
+        provider. Override to add fields that an extended payload shows."""
+        return {
+            "name", "start", "stop", "allday", "start_date", "stop_date", "duration", "location",
+            "videocall_location", "active", "user_id", "partner_ids", "attendee_ids",
+        }
 
     def unlink(self):
         self.env["impact.calendar.link"]._mark_events_dirty(self.ids)
@@ -57,11 +48,19 @@ class CalendarEvent(models.Model):
             leaf[0].split(".", 1)[0] for leaf in domain if isinstance(leaf, (list, tuple)) and leaf
         )
 
+    @api.model
+    def _impact_calendar_not_booked_states(self):
+        """Attendee states that do not count as booked. The booking rule, once: an attendee other
+        than the instructor, in none of these states. The link SQL (``INSERT_LINKS``) and the
+        Python roster both read it; a test checks that they agree."""
+        return ("declined",)
+
     def _impact_calendar_roster(self, user):
         """Booked attendees: everyone but the organizer's own partner, declined ones excluded."""
         self.ensure_one()
+        not_booked = self._impact_calendar_not_booked_states()
         return self.attendee_ids.filtered(
-            lambda att: att.partner_id != user.partner_id and att.state != "declined"
+            lambda att: att.partner_id != user.partner_id and att.state not in not_booked
         )
 
     def _impact_calendar_snapshot(self, user, include_names=False, marker=""):

@@ -5,15 +5,13 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..sync import oauth_google, outbox
-from ..sync.config import GoogleConfig, MicrosoftConfig, config_problems
-from ..sync.providers.google import GoogleCalendarClient
-from ..sync.providers.microsoft import GraphCalendarClient
+from ..sync import outbox, providers
+from ..sync.config import config_problems
 from ..sync.vault import VaultKeyError
 
 _logger = logging.getLogger(__name__)
 
-PROVIDERS = [("google", "Google Calendar"), ("microsoft", "Outlook / Office 365")]
+PROVIDERS = providers.choices()
 PARAM = "impact_calendar.%s"
 DISCONNECT_GRACE = 24 * 3600  # seconds a disconnect may spend removing classes before erasing
 
@@ -89,41 +87,16 @@ class ImpactCalendarAccount(models.Model):
 
     # -- settings -----------------------------------------------------------------
     @api.model
-    def _param(self, name, default=""):
-        return self.env["ir.config_parameter"].sudo().get_param(PARAM % name) or default
-
-    @api.model
-    def _google_config(self):
-        defaults = GoogleConfig("", "")
-        return GoogleConfig(
-            client_id=self._param("google_client_id"),
-            client_secret=self._param("google_client_secret"),
-            auth_endpoint=self._param("google_auth_endpoint", defaults.auth_endpoint),
-            token_endpoint=self._param("google_token_endpoint", defaults.token_endpoint),
-            revoke_endpoint=self._param("google_revoke_endpoint", defaults.revoke_endpoint),
-            api_endpoint=self._param("google_api_endpoint", defaults.api_endpoint),
-        )
-
-    @api.model
-    def _microsoft_config(self):
-        defaults = MicrosoftConfig("", "")
-        return MicrosoftConfig(
-            client_id=self._param("microsoft_client_id"),
-            client_secret=self._param("microsoft_client_secret"),
-            tenant=self._param("microsoft_tenant", defaults.tenant),
-            authority_host=self._param("microsoft_authority_host", defaults.authority_host),
-            graph_endpoint=self._param("microsoft_graph_endpoint", defaults.graph_endpoint),
-        )
-
-    @api.model
     def _provider_config(self, provider):
-        config = self._google_config() if provider == "google" else self._microsoft_config()
+        """The provider's settings; UserError when incomplete or unsafe."""
+        entry = providers.get(provider)
+        config = entry.config(self.env["ir.config_parameter"].sudo().get_param)
         if not (config.client_id and config.client_secret):
             raise UserError(
                 self.env._(
                     "%(provider)s is not configured yet: ask an administrator to enter the "
                     "client id and secret in Settings > External Calendar.",
-                    provider=dict(PROVIDERS)[provider],
+                    provider=entry.label,
                 )
             )
         problems = config_problems(config)
@@ -131,6 +104,10 @@ class ImpactCalendarAccount(models.Model):
             # Never hand a token to an endpoint that is not https: say so and push nothing.
             raise UserError(self.env._("Unsafe calendar endpoint: %(problems)s", problems="; ".join(problems)))
         return config
+
+    def _provider(self):
+        self.ensure_one()
+        return providers.get(self.provider)
 
     @api.model
     def _redirect_uri(self, provider):
@@ -156,8 +133,7 @@ class ImpactCalendarAccount(models.Model):
         self.ensure_one()
         tokens = self._credential()._read_tokens()
         config = self._provider_config(self.provider)
-        client_class = GoogleCalendarClient if self.provider == "google" else GraphCalendarClient
-        return client_class(config, tokens, on_tokens=self._store_tokens)
+        return self._provider().client(config, tokens, on_tokens=self._store_tokens)
 
     # -- lifecycle --------------------------------------------------------------------
     @api.model
@@ -256,13 +232,16 @@ class ImpactCalendarAccount(models.Model):
             return None
 
     def _revoke(self, tokens):
-        """Revoke a grant at the provider where it offers it."""
+        """Revoke a grant at the provider where it offers it (else erasing it is all)."""
         self.ensure_one()
-        if self.provider == "google" and tokens:
-            config = self._google_config()
-            if not config_problems(config):  # never send a token to an unsafe endpoint
-                oauth_google.revoke(config, tokens.refresh_token or tokens.access_token)
-        # Microsoft offers no revocation of one delegated refresh token: erasing it is all.
+        provider = self._provider()
+        if not (provider.revoke and tokens):
+            return
+        try:
+            config = self._provider_config(self.provider)  # never a token to an unsafe endpoint
+        except UserError:
+            return
+        provider.revoke(config, tokens)
 
     def _revoke_and_erase(self):
         """Revoke at the provider where it offers it, then forget tokens and links."""

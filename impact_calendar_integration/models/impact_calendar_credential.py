@@ -5,7 +5,7 @@ import os
 
 from odoo import api, fields, models, tools
 
-from ..sync.providers.base import TokenSet
+from ..sync.tokens import TokenSet
 from ..sync.vault import Vault
 
 _logger = logging.getLogger(__name__)

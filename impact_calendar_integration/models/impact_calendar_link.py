@@ -7,6 +7,8 @@ from odoo.exceptions import AccessError
 from ..sync import outbox
 
 PENDING_CHANGES = "impact_calendar.pending_changes"
+GC_DAYS = 30  # settled links with nothing at the provider, of classes over this long, go
+KEEP_DAYS = 365  # settled links of classes over this long go, whatever the provider holds
 MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
 
 # The booking side appends a class's change only when it can matter: the class already has a
@@ -21,7 +23,8 @@ APPEND_EVENT_CHANGES = """
 """
 
 # A link is made for a class of a connected instructor once someone other than the organizer
-# is booked and has not declined; ``{where}`` narrows the classes. Run by the worker only.
+# is booked (calendar.event._impact_calendar_not_booked_states); ``{where}`` narrows the
+# classes. Run by the worker only.
 INSERT_LINKS = """
     INSERT INTO impact_calendar_link
            (event_ref, event_id, user_id, account_id, dirty, change_seq, generation,
@@ -37,7 +40,7 @@ INSERT_LINKS = """
        AND EXISTS (SELECT 1 FROM calendar_attendee att
                     WHERE att.event_id = e.id
                       AND att.partner_id IS DISTINCT FROM u.partner_id
-                      AND att.state IS DISTINCT FROM 'declined')
+                      AND (att.state IS NULL OR att.state <> ALL(%(not_booked)s)))
     ORDER BY e.id
     ON CONFLICT (event_ref, user_id) DO NOTHING
 """
@@ -64,7 +67,7 @@ class ImpactCalendarLink(models.Model):
     external_id = fields.Char(readonly=True, copy=False)
     generation = fields.Integer(default=0, readonly=True)
     pushed_hash = fields.Char(readonly=True)
-    dirty = fields.Boolean(default=True, index=True, readonly=True)
+    dirty = fields.Boolean(default=True, readonly=True)  # partial index in init()
     change_seq = fields.Integer(default=1, readonly=True)
     state = fields.Selection(
         [
@@ -94,6 +97,30 @@ class ImpactCalendarLink(models.Model):
     _sql_constraints = [
         ("event_user_uniq", "unique(event_ref, user_id)", "One link per event and instructor."),
     ]
+
+    def init(self):
+        # Workers look for dirty links only, and few are dirty at a time: a partial index.
+        self.env.cr.execute(
+            """CREATE INDEX IF NOT EXISTS impact_calendar_link_dirty_idx
+                   ON impact_calendar_link (next_try NULLS FIRST, id) WHERE dirty"""
+        )
+
+    @api.autovacuum
+    def _gc_settled_links(self):
+        """Drop settled links that no longer matter (Odoo's daily autovacuum runs this): nothing
+        of ours at the provider and the class deleted or over for ``GC_DAYS``, or the class over
+        for ``KEEP_DAYS`` (its event stays in the calendar; nobody edits a class that old)."""
+        self.env.cr.execute(
+            """DELETE FROM impact_calendar_link link
+                WHERE NOT link.dirty AND link.claim_token IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM calendar_event e
+                                   WHERE e.id = link.event_ref
+                                     AND e.stop >= (now() AT TIME ZONE 'UTC')
+                                                   - make_interval(days => CASE WHEN link.external_id IS NULL
+                                                                                THEN %s ELSE %s END))""",
+            (GC_DAYS, KEEP_DAYS),
+        )
+        return self.env.cr.rowcount
 
     # -- listener side: called from booking writes, no network, bounded SQL at commit -----
     @api.model
@@ -169,8 +196,10 @@ class ImpactCalendarLink(models.Model):
 
     def _insert_links(self, where, **params):
         # ``where`` is a constant of this module; every value goes through a parameter.
+        not_booked = list(self.env["calendar.event"]._impact_calendar_not_booked_states())
         self.env.cr.execute(  # pylint: disable=sql-injection
-            INSERT_LINKS.format(where=where), dict(params, uid=self.env.uid, pending=outbox.PENDING)
+            INSERT_LINKS.format(where=where),
+            dict(params, uid=self.env.uid, pending=outbox.PENDING, not_booked=not_booked),
         )
 
     # -- admin actions --------------------------------------------------------------------

@@ -13,9 +13,8 @@ import psycopg2.errors
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..sync import ids, outbox, payload, planner, policy
-from ..sync.outcomes import Kind
-from ..sync.providers.base import CREATE, DELETE, Operation
+from ..sync import engine, outbox, payload, policy
+from ..sync.providers.base import CREATE
 from ..sync.vault import VaultKeyError
 
 _logger = logging.getLogger(__name__)
@@ -149,48 +148,51 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     # -- one account -------------------------------------------------------------------------
     def _push_account(self, account, links, token, seqs):
         """Plan (read), settle what needs no call (write), push, record the outcomes (write)."""
-        cr = self.env.cr
         settle, ops, op_links = [], [], {}
         client = None
         if account.state == "needs_reconnect":
-            settle = [(outbox.finish_paused, link, (account.last_error,)) for link in links]
+            settle = [(link, engine.paused(account.last_error)) for link in links]
         else:
             for link in links:
-                op = self._operation_for(link, account, settle)
-                if op:
-                    ops.append(op)
-                    op_links[op.key] = (link, op)
+                step = self._plan(link, account)
+                if isinstance(step, engine.Transition):
+                    settle.append((link, step))
+                else:
+                    ops.append(step)
+                    op_links[step.key] = link
         reconnect = None
         if ops:
             try:
                 client = account._client()
             except VaultKeyError as exc:
                 reconnect = str(exc)
-                settle += [(outbox.finish_paused, link, (reconnect,)) for link, _op in op_links.values()]
+                settle += [(link, engine.paused(reconnect)) for link in op_links.values()]
                 ops = []
             except UserError as exc:
                 # Settings are incomplete or unsafe: keep every change and try again later.
-                settle += [
-                    (outbox.finish_retry, link, (policy.MAX_DELAY, exc.args[0])) for link, _op in op_links.values()
-                ]
+                settle += [(link, engine.waiting(policy.MAX_DELAY, exc.args[0])) for link in op_links.values()]
                 ops = []
         self._commit(read_committed=True)
         if reconnect:
             account._mark_needs_reconnect(reconnect)
-        for finish, link, args in sorted(settle, key=lambda item: item[1].id):
-            finish(cr, link.id, token, seqs[link.id], *args)
+        self._apply(account, settle, token, seqs)
         if not ops:
             return
         # A worker that dies after the provider made an event leaves this mark behind, so that
         # the retried create's answer (the old event) is followed by an update.
-        outbox.mark_create_sent(cr, [op.key for op in ops if op.action == CREATE])
+        outbox.mark_create_sent(self.env.cr, [op.key for op in ops if op.action == CREATE])
         self._commit()
         outcomes = client.push(ops)
         # Tokens the provider rotated during the push are kept, whatever follows.
         self._commit(read_committed=True)
+        self._record_results(account, ops, op_links, outcomes, token, seqs)
+
+    def _record_results(self, account, ops, op_links, outcomes, token, seqs):
+        """Settle every outcome with the engine and record it; a conflict records it again."""
+        results = [(op_links[op.key], engine.settle(op, outcomes[op.key], self._link_state(op_links[op.key]))) for op in ops]
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
-                self._record(account, op_links, outcomes, token, seqs)
+                self._apply(account, results, token, seqs)
                 return
             except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected):
                 # Recording is idempotent (guarded by the claim token): record it again.
@@ -200,34 +202,52 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
                 self._commit(read_committed=True)
                 _logger.info("Calendar push: recording hit a concurrent update; recording again")
 
-    def _operation_for(self, link, account, settle):
-        """Plan the link: an Operation to send, or None after adding to ``settle`` what to
-        record without any provider call."""
+    @staticmethod
+    def _link_state(link):
+        return engine.LinkState(
+            external_id=link.external_id or None,
+            pushed_hash=link.pushed_hash or None,
+            generation=link.generation,
+            attempts=link.attempts,
+            create_sent=link.create_sent,
+        )
+
+    def _plan(self, link, account):
+        """What to do for one link: an Operation to send or a Transition to record."""
+        provider = account._provider()
         try:
             snapshot = self._desired_snapshot(link, account)
-            body = payload.build_body(account.provider, snapshot) if snapshot else None
+            body = provider.build_body(snapshot) if snapshot else None
         except payload.PayloadError as exc:
-            settle.append((outbox.finish_rejected, link, (str(exc),)))
-            return None
-        if body is None and link.external_id and self._forget_instead_of_delete(link, account):
-            settle.append((outbox.finish_done, link, (None, None, link.generation)))
-            return None
-        step = planner.plan(link.external_id, link.pushed_hash, body, body and payload.body_hash(body))
-        if step.action == planner.NOTHING:
-            settle.append((outbox.finish_done, link, (link.external_id, step.body_hash, link.generation)))
-            return None
-        client_id = None
-        if step.action == CREATE:
-            make_id = ids.deterministic_event_id if account.provider == "google" else ids.transaction_id
-            client_id = make_id(self._namespace(), link.event_ref, link.user_id.id, link.generation)
-        return Operation(
-            key=link.id,
-            action=step.action,
-            body=step.body,
-            external_id=link.external_id,
-            client_id=client_id,
-            meta={"hash": step.body_hash, "resent": step.action == CREATE and link.create_sent},
+            return engine.rejected(str(exc))
+        namespace = self._namespace()
+        return engine.plan(
+            link.id,
+            self._link_state(link),
+            body,
+            client_id_for=lambda generation: provider.client_id(namespace, link.event_ref, link.user_id.id, generation),
+            forget=body is None and bool(link.external_id) and self._forget_instead_of_delete(link, account),
         )
+
+    def _apply(self, account, results, token, seqs):
+        """Record (link, Transition) pairs in link order (locks in id order), then what they
+        mean for the account."""
+        for link, transition in sorted(results, key=lambda item: item[0].id):
+            outbox.record(self.env.cr, link.id, token, seqs[link.id], transition)
+            if transition.hold:
+                outbox.hold_account(self.env.cr, account.id, transition.hold)
+        transitions = [transition for _link, transition in results]
+        reconnect = next((t.reconnect for t in transitions if t.reconnect), None)
+        if reconnect:
+            account._mark_needs_reconnect(reconnect)
+        error = next((t.account_error for t in transitions if t.account_error), None)
+        if error:
+            account.sudo().last_error = error
+        if any(t.pushed for t in transitions):
+            values = {"last_push_at": fields.Datetime.now()}
+            if account.state == "connected" and not error:
+                values["last_error"] = False
+            account.sudo().write(values)
 
     def _forget_instead_of_delete(self, link, account):
         """Past classes stay in the calendar when syncing stops (disconnect, group lost)."""
@@ -235,48 +255,6 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             return False
         event = link.event_id
         return bool(event) and event.stop and event.stop < fields.Datetime.now()
-
-    def _record(self, account, op_links, outcomes, token, seqs):
-        cr = self.env.cr
-        pushed_any = False
-        for key, (link, op) in sorted(op_links.items()):  # links are locked in id order
-            outcome = outcomes[key]
-            seq = seqs[link.id]
-            kind = outcome.kind
-            retried_create = op.action == CREATE and (
-                outcome.status == 409 or link.attempts or op.meta.get("resent")
-            )
-            if kind is Kind.DONE and retried_create:
-                # A retried create may be answered with the event an earlier try made from an
-                # older version of the class (Google: 409 then GET; Graph: same transactionId).
-                # Keep its id; the next round sends the current body as an update.
-                external_id = outcome.external_id or op.external_id
-                outbox.finish_created_unverified(cr, link.id, token, seq, external_id, link.generation)
-                pushed_any = True
-            elif kind is Kind.DONE or (kind is Kind.GONE and op.action == DELETE):
-                external_id = None if op.action == DELETE else (outcome.external_id or op.external_id)
-                outbox.finish_done(cr, link.id, token, seq, external_id, op.meta.get("hash"), link.generation)
-                pushed_any = True
-            elif kind is Kind.GONE:
-                # Odoo is the truth: the event vanished at the provider (or its id is burned), recreate.
-                outbox.finish_recreate(cr, link.id, token, seq, link.generation + 1, outcome.message)
-            elif kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
-                delay = policy.retry_delay(outcome, link.attempts + 1)
-                outbox.finish_retry(cr, link.id, token, seq, delay, outcome.message or kind.value)
-                if kind is Kind.RATE_LIMITED:
-                    outbox.hold_account(cr, account.id, delay)
-            elif kind is Kind.AUTH_REVOKED:
-                account._mark_needs_reconnect(outcome.message or "access revoked")
-                outbox.finish_paused(cr, link.id, token, seq, outcome.message)
-            else:
-                outbox.finish_rejected(cr, link.id, token, seq, outcome.message or kind.value)
-                account.sudo().last_error = outcome.message
-        if pushed_any:
-            values = {"last_push_at": fields.Datetime.now()}
-            if account.state == "connected":
-                values["last_error"] = False
-            account.sudo().write(values)
-
 
     # -- what the external calendar must show ------------------------------------------------
     @api.model

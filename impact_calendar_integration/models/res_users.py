@@ -2,7 +2,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
-from ..sync import outbox
+from ..sync import outbox, providers
 from .impact_calendar_account import PROVIDERS
 
 GROUP = "impact_calendar_integration.group_calendar_integration"
@@ -84,7 +84,7 @@ class ResUsers(models.Model):
     def _impact_native_sync_active(self, provider):
         """Whether Odoo's own google_calendar / microsoft_calendar already syncs this user."""
         self.ensure_one()
-        status_method = {"google": "_get_google_sync_status", "microsoft": "_get_microsoft_sync_status"}.get(provider)
+        status_method = providers.get(provider).native_sync_status
         if not status_method or not hasattr(self, status_method):
             return False
         return getattr(self.sudo(), status_method)() == "sync_active"

@@ -16,7 +16,7 @@ import requests
 
 from .config import GOOGLE_SCOPES
 from .outcomes import AuthRevoked, Kind, Outcome, ProviderError
-from .providers.base import TokenSet
+from .tokens import TokenSet
 
 _logger = logging.getLogger(__name__)
 

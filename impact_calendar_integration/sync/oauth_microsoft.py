@@ -13,7 +13,7 @@ import requests
 from msal.exceptions import MsalError
 
 from .config import MICROSOFT_SCOPES
-from .providers.base import TokenSet
+from .tokens import TokenSet
 
 _logger = logging.getLogger(__name__)
 
@@ -108,18 +108,6 @@ def finish_flow(config, flow, auth_response):
     if not account_id:
         raise MicrosoftAuthError("no_account", "the token response did not identify an account")
     return TokenSet(msal_cache=cache.serialize(), account_id=account_id), email
-
-
-def forget(tokens):
-    """Disconnect locally: clear what we hold for the account.
-
-    Microsoft has no endpoint to revoke one app's delegated refresh token (Graph's
-    revokeSignInSessions signs the user out of everything, which is not ours to do). The user
-    removes the app's consent at https://myapps.microsoft.com if they want it gone there too.
-    """
-    tokens.access_token = tokens.refresh_token = tokens.expires_at = None
-    tokens.msal_cache = tokens.account_id = None
-    return tokens
 
 
 def _reachable_app(config, cache=None):

@@ -11,6 +11,8 @@ holder, and the link stays dirty when it changed again meanwhile (``change_seq``
 Every statement that locks several links locks them in id order, so workers cannot deadlock.
 """
 
+from . import engine
+
 # Link states (impact.calendar.link.state).
 PENDING = "pending"
 SYNCED = "synced"
@@ -151,6 +153,29 @@ def hold_account(cr, account_id, delay):
 
 
 # -- results -----------------------------------------------------------------------------------
+def record(cr, link_id, token, seq, transition):
+    """Record an ``engine.Transition`` for a link we hold; False when we no longer hold it.
+
+    The one entry point for results: the engine decides, this writes.
+    """
+    kind = transition.kind
+    if kind == engine.DONE:
+        return finish_done(
+            cr, link_id, token, seq, transition.external_id, transition.pushed_hash, transition.generation
+        )
+    if kind == engine.CREATED_UNVERIFIED:
+        return finish_created_unverified(cr, link_id, token, seq, transition.external_id, transition.generation)
+    if kind == engine.RECREATE:
+        return finish_recreate(cr, link_id, token, seq, transition.generation, transition.message)
+    if kind == engine.RETRY:
+        return finish_retry(cr, link_id, token, seq, transition.delay, transition.message)
+    if kind == engine.REJECTED:
+        return finish_rejected(cr, link_id, token, seq, transition.message)
+    if kind == engine.PAUSED:
+        return finish_paused(cr, link_id, token, seq, transition.message)
+    raise ValueError(f"unknown transition {kind!r}")
+
+
 def _finish(cr, link_id, token, seq, assignments, params):
     """Apply a result if we still hold the claim; clean the link unless it changed meanwhile."""
     params = dict(params, id=link_id, token=token, seq=seq)

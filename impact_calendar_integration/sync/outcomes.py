@@ -36,3 +36,8 @@ class ProviderError(Exception):
     def __init__(self, outcome):
         super().__init__(outcome.message or outcome.kind.value)
         self.outcome = outcome
+
+
+class ConnectError(Exception):
+    """A connection (OAuth consent, code exchange, credential check) did not give us tokens;
+    the message is safe to show the user."""

@@ -128,13 +128,6 @@ def graph_body(snapshot):
     }
 
 
-BODY_BUILDERS = {"google": google_body, "microsoft": graph_body}
-
-
-def build_body(provider, snapshot):
-    return BODY_BUILDERS[provider](snapshot)
-
-
 def body_hash(body):
     """Stable digest of a body: equal bodies, equal hashes, whatever the key order."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -3,7 +3,7 @@
 
 from odoo.tests import new_test_user
 
-from ..sync.providers.base import TokenSet
+from ..sync.tokens import TokenSet
 
 GROUP = "impact_calendar_integration.group_calendar_integration"
 MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
@@ -25,3 +25,26 @@ def connect_offline(user, provider="google", email=None, tokens=None):
         user, provider, tokens, email or f"{user.login}@example.com"
     )
 
+
+
+def use_emulator(env, provider, emulator):
+    """Point the provider's settings at a running emulator."""
+    for key, value in emulator.config_kwargs().items():
+        env["ir.config_parameter"].sudo().set_param(f"impact_calendar.{provider}_{key}", value)
+
+
+def start_emulators(cls):
+    """Both emulators for a test class (``cls.google``, ``cls.microsoft``), the Microsoft one's
+    throwaway CA trusted, the settings pointing at them; all undone after the class."""
+    # pylint: disable=import-outside-toplevel
+    from .emulators import google, microsoft, tls
+
+    cls.google = google.GoogleEmulator().start()
+    cls.addClassCleanup(cls.google.stop)
+    cls.microsoft = microsoft.MicrosoftEmulator().start()
+    cls.addClassCleanup(cls.microsoft.stop)
+    trust = tls.trusted()
+    trust.__enter__()
+    cls.addClassCleanup(trust.__exit__, None, None, None)
+    use_emulator(cls.env, "google", cls.google)
+    use_emulator(cls.env, "microsoft", cls.microsoft)

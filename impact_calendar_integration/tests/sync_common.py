@@ -8,8 +8,9 @@ from unittest.mock import patch
 from odoo import Command
 from odoo.tests import TransactionCase
 
-from ..sync.providers.base import TokenSet
-from .common import make_user
+from ..sync import providers
+from ..sync.tokens import TokenSet
+from .common import make_user, use_emulator
 from .emulators import google, microsoft, tls
 
 
@@ -22,23 +23,13 @@ class SyncCase(TransactionCase):
         cls.tls = tls
         if cls.provider == "google":
             cls.emulator = google.GoogleEmulator().start()
-            settings = cls.emulator.config_kwargs()
-            params = {f"impact_calendar.google_{key}": value for key, value in settings.items()}
         else:
             cls.emulator = microsoft.MicrosoftEmulator().start()
-            params = {
-                "impact_calendar.microsoft_client_id": cls.emulator.client_id,
-                "impact_calendar.microsoft_client_secret": cls.emulator.client_secret,
-                "impact_calendar.microsoft_tenant": "common",
-                "impact_calendar.microsoft_authority_host": cls.emulator.authority_host,
-                "impact_calendar.microsoft_graph_endpoint": cls.emulator.graph_endpoint,
-            }
             trust = tls.trusted()
             trust.__enter__()
             cls.addClassCleanup(trust.__exit__, None, None, None)
         cls.addClassCleanup(cls.emulator.stop)
-        for key, value in params.items():
-            cls.env["ir.config_parameter"].sudo().set_param(key, value)
+        use_emulator(cls.env, cls.provider, cls.emulator)
         cls.students = cls.env["res.partner"].create(
             [{"name": f"Student {n}", "email": f"student{n}@example.com"} for n in range(1, 6)]
         )
@@ -75,7 +66,7 @@ class SyncCase(TransactionCase):
         if email.lower() not in self.emulator.users:  # a reconnect signs the same mailbox in
             self.emulator.seed_user(email)
         self.emulator.consent_as = email
-        config = self.env["impact.calendar.account"]._microsoft_config()
+        config = self.env["impact.calendar.account"]._provider_config("microsoft")
         flow = oauth_microsoft.start_flow(config, "http://localhost/cb", "state-x")
         response = requests.get(flow["auth_uri"], allow_redirects=False, timeout=10)
         answer = dict(parse_qsl(urlsplit(response.headers["Location"]).query))
@@ -154,13 +145,8 @@ class SyncCase(TransactionCase):
 
     def no_http(self):
         """Fail on any provider call: booking writes must never talk to the network."""
-        return patch.multiple(
-            "odoo.addons.impact_calendar_integration.models.impact_calendar_account",
-            GoogleCalendarClient=_Forbidden,
-            GraphCalendarClient=_Forbidden,
-        )
+        return patch.object(providers.Provider, "client", _Forbidden)
 
 
-class _Forbidden:
-    def __init__(self, *args, **kwargs):
-        raise AssertionError("a provider client was built inside the user's transaction")
+def _Forbidden(*args, **kwargs):  # pylint: disable=invalid-name
+    raise AssertionError("a provider client was built inside the user's transaction")

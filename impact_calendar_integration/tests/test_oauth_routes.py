@@ -9,8 +9,7 @@ import requests
 from odoo.tests import HttpCase, tagged
 
 from ..controllers import main as routes
-from .common import make_user
-from .emulators import google, microsoft, tls
+from .common import make_user, start_emulators
 
 
 @tagged("post_install", "-at_install")
@@ -18,23 +17,7 @@ class TestOAuthRoutes(HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.google = google.GoogleEmulator().start()
-        cls.addClassCleanup(cls.google.stop)
-        cls.microsoft = microsoft.MicrosoftEmulator().start()
-        cls.addClassCleanup(cls.microsoft.stop)
-        trust = tls.trusted()
-        trust.__enter__()
-        cls.addClassCleanup(trust.__exit__, None, None, None)
-        params = {f"impact_calendar.google_{k}": v for k, v in cls.google.config_kwargs().items()}
-        params.update({
-            "impact_calendar.microsoft_client_id": cls.microsoft.client_id,
-            "impact_calendar.microsoft_client_secret": cls.microsoft.client_secret,
-            "impact_calendar.microsoft_tenant": "common",
-            "impact_calendar.microsoft_authority_host": cls.microsoft.authority_host,
-            "impact_calendar.microsoft_graph_endpoint": cls.microsoft.graph_endpoint,
-        })
-        for key, value in params.items():
-            cls.env["ir.config_parameter"].sudo().set_param(key, value)
+        start_emulators(cls)
 
     def setUp(self):
         super().setUp()

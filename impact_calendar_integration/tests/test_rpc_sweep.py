@@ -18,9 +18,8 @@ from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import SQL, mute_logger
 
 from ..controllers import main as routes
-from ..sync.providers.base import TokenSet
-from .common import GROUP, connect_offline, make_user
-from .emulators import google, microsoft, tls
+from ..sync.tokens import TokenSet
+from .common import GROUP, connect_offline, make_user, start_emulators
 
 ADDON = "impact_calendar_integration"
 ADDON_PACKAGE = "odoo.addons." + ADDON
@@ -68,23 +67,7 @@ class TestRpcSweep(HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.google = google.GoogleEmulator().start()
-        cls.addClassCleanup(cls.google.stop)
-        cls.microsoft = microsoft.MicrosoftEmulator().start()
-        cls.addClassCleanup(cls.microsoft.stop)
-        trust = tls.trusted()
-        trust.__enter__()
-        cls.addClassCleanup(trust.__exit__, None, None, None)
-        params = {f"impact_calendar.google_{k}": v for k, v in cls.google.config_kwargs().items()}
-        params.update({
-            "impact_calendar.microsoft_client_id": cls.microsoft.client_id,
-            "impact_calendar.microsoft_client_secret": cls.microsoft.client_secret,
-            "impact_calendar.microsoft_tenant": "common",
-            "impact_calendar.microsoft_authority_host": cls.microsoft.authority_host,
-            "impact_calendar.microsoft_graph_endpoint": cls.microsoft.graph_endpoint,
-        })
-        for key, value in params.items():
-            cls.env["ir.config_parameter"].sudo().set_param(key, value)
+        start_emulators(cls)
 
         # Instructor A: connected with real emulator tokens, one booked class pushed.
         cls.instructor = make_user(cls.env, "sweep_instructor")

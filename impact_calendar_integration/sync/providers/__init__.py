@@ -1,1 +1,64 @@
-"""Provider clients (adapters): one per external calendar service, same interface."""
+"""Provider registry: everything that differs between calendar services, one entry each.
+
+A provider is a module in this package that builds a ``Provider`` and calls ``register``. The
+Odoo layer, the demo and the tests ask ``get(name)``; no other code compares provider names.
+"""
+
+from dataclasses import MISSING, dataclass, fields
+
+REGISTRY = {}
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One calendar service.
+
+    ``settings``: the config fields an administrator sets, read from the system parameters
+    ``impact_calendar.<name>_<field>``. ``start(config, redirect_uri, state)`` returns the
+    consent URL and what to keep in the session until the callback (JSON); ``finish(config,
+    pending, params, redirect_uri)`` returns ``(TokenSet, email)`` or raises ``ConnectError``.
+    ``client_id(namespace, event_ref, user_ref, generation)`` makes a create idempotent.
+    ``revoke(config, tokens)`` revokes the grant where the provider offers it.
+    ``native_sync_status``: the ``res.users`` method of Odoo's own sync of this service, whose
+    ``"sync_active"`` means Odoo already pushes the user's events there.
+    """
+
+    name: str
+    label: str
+    config_class: type
+    settings: tuple
+    client_class: type
+    build_body: object
+    client_id: object
+    start: object
+    finish: object
+    revoke: object = None
+    scopes: tuple = ()
+    native_sync_status: str = None
+
+    def config(self, get_param):
+        """The provider's config from ``get_param(key)`` (empty: the default)."""
+        defaults = {field.name: field.default for field in fields(self.config_class) if field.default is not MISSING}
+        values = {name: get_param(f"impact_calendar.{self.name}_{name}") or defaults.get(name, "") for name in self.settings}
+        return self.config_class(**values)
+
+    def client(self, config, tokens, on_tokens=None):
+        return self.client_class(config, tokens, on_tokens=on_tokens)
+
+
+def register(provider):
+    REGISTRY[provider.name] = provider
+    return provider
+
+
+def get(name):
+    """The provider called ``name``; KeyError for an unknown one."""
+    return REGISTRY[name]
+
+
+def choices():
+    """(name, label) of every provider, for a selection field."""
+    return [(provider.name, provider.label) for provider in REGISTRY.values()]
+
+
+from . import google, microsoft  # noqa: E402,F401  pylint: disable=wrong-import-position

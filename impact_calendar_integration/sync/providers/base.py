@@ -4,6 +4,8 @@ import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
+from ..outcomes import Kind
+
 CREATE = "create"
 UPDATE = "update"
 DELETE = "delete"
@@ -38,6 +40,23 @@ class ProviderClient:
     batch_size = 1
 
     def push(self, operations):
+        """Send ``operations`` in chunks of ``batch_size``; one stop policy for every provider:
+        once a chunk says the account is revoked or throttled, or failed as a whole, the rest
+        is not sent and shares that outcome (sending more only makes it worse)."""
+        operations = list(operations)
+        outcomes, stop = {}, None
+        for start in range(0, len(operations), self.batch_size):
+            chunk = operations[start:start + self.batch_size]
+            if stop is not None:
+                outcomes.update((op.key, stop) for op in chunk)
+                continue
+            chunk_outcomes = self._push_chunk(chunk)
+            outcomes.update(chunk_outcomes)
+            stop = stop_outcome(list(chunk_outcomes.values()))
+        return outcomes
+
+    def _push_chunk(self, chunk):
+        """Send one batch: ``{op.key: Outcome}`` for every operation of ``chunk``."""
         raise NotImplementedError
 
     def create(self, body, client_id):  # pylint: disable=method-required-super
@@ -50,21 +69,18 @@ class ProviderClient:
         raise NotImplementedError
 
 
-@dataclass
-class TokenSet:
-    """What a client needs to act for one account; the engine stores it encrypted.
-
-    Google: access_token, refresh_token, expires_at (epoch seconds).
-    Microsoft: ``msal_cache`` (a serialized MSAL SerializableTokenCache, which holds the
-    rotating refresh token) and ``account_id`` (MSAL home_account_id).
-    """
-
-    # repr=False: a TokenSet in a log line or traceback must not print the secrets.
-    access_token: str = field(default=None, repr=False)
-    refresh_token: str = field(default=None, repr=False)
-    expires_at: float = None
-    msal_cache: str = field(default=None, repr=False)
-    account_id: str = None
+def stop_outcome(outcomes):
+    """The outcome that stops a push after a chunk, or None: a revoked account, a throttled
+    mailbox (the longest wait), or a chunk that failed as a whole (one shared TRANSIENT)."""
+    revoked = [outcome for outcome in outcomes if outcome.kind is Kind.AUTH_REVOKED]
+    if revoked:
+        return revoked[0]
+    throttled = [outcome for outcome in outcomes if outcome.kind is Kind.RATE_LIMITED]
+    if throttled:
+        return max(throttled, key=lambda outcome: outcome.retry_after or 0)
+    if outcomes and outcomes[0].kind is Kind.TRANSIENT and all(o is outcomes[0] for o in outcomes):
+        return outcomes[0]
+    return None
 
 
 def parse_retry_after(value):

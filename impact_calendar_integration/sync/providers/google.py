@@ -20,8 +20,12 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
-from ..outcomes import Kind, Outcome
-from .base import CREATE, DELETE, UPDATE, ProviderClient, TokenSet, parse_retry_after
+from .. import ids, oauth_google, payload
+from ..config import GOOGLE_SCOPES, GoogleConfig
+from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
+from . import Provider, register
+from ..tokens import TokenSet
+from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
 
 _logger = logging.getLogger(__name__)
 
@@ -196,22 +200,8 @@ class GoogleCalendarClient(ProviderClient):
         return _conflict_outcome(client_id, event, outcome)
 
     # -- batch ---------------------------------------------------------------------------------------
-    def push(self, operations):
-        operations = list(operations)
-        outcomes = {}
-        for index, chunk in enumerate(_chunks(operations, self.batch_size)):
-            chunk_outcomes, fatal = self._push_chunk(chunk)
-            outcomes.update(chunk_outcomes)
-            if fatal is not None:
-                # The whole batch failed (auth revoked, throttled, network): the rest of this push
-                # would fail the same way, so it is not sent and shares the outcome.
-                for op in operations[(index + 1) * self.batch_size :]:
-                    outcomes[op.key] = fatal
-                break
-        return outcomes
-
     def _push_chunk(self, chunk):
-        """({key: Outcome}, outcome shared by the whole chunk when the batch itself failed)."""
+        """{key: Outcome}; when the batch itself failed, every part shares one Outcome."""
         outcomes, requests, ops = {}, {}, {}
         for index, op in enumerate(chunk):
             try:
@@ -222,7 +212,7 @@ class GoogleCalendarClient(ProviderClient):
         answers, fatal = self._run_batch(requests)
         if fatal is not None:
             outcomes.update({op.key: fatal for op in ops.values()})
-            return outcomes, fatal
+            return outcomes
         conflicts = []
         for request_id, op in ops.items():
             response, error = answers[request_id]
@@ -231,7 +221,7 @@ class GoogleCalendarClient(ProviderClient):
             else:
                 outcomes[op.key] = _part_outcome(op, response, error)
         outcomes.update(self._recover_conflicts(conflicts))
-        return outcomes, None
+        return outcomes
 
     def _recover_conflicts(self, creates):
         """409s of a batch, resolved with one batch of GETs (a retried batch of creates after a
@@ -373,3 +363,36 @@ def _patch_body(body):
                 when.setdefault("date", None)
             body[name] = when
     return body
+
+
+# -- the registry entry ------------------------------------------------------------------------
+def _start(config, redirect_uri, state):
+    verifier = oauth_google.new_code_verifier()
+    return oauth_google.authorization_url(config, redirect_uri, state, verifier), {"code_verifier": verifier}
+
+
+def _finish(config, pending, params, redirect_uri):
+    try:
+        return oauth_google.exchange_code(config, params.get("code"), redirect_uri, pending["code_verifier"])
+    except (ProviderError, AuthRevoked) as exc:
+        raise ConnectError(str(exc)) from None
+
+
+def _revoke(config, tokens):
+    return oauth_google.revoke(config, tokens.refresh_token or tokens.access_token)
+
+
+PROVIDER = register(Provider(
+    name="google",
+    label="Google Calendar",
+    config_class=GoogleConfig,
+    settings=("client_id", "client_secret", "auth_endpoint", "token_endpoint", "revoke_endpoint", "api_endpoint"),
+    client_class=GoogleCalendarClient,
+    build_body=payload.google_body,
+    client_id=ids.deterministic_event_id,
+    start=_start,
+    finish=_finish,
+    revoke=_revoke,
+    scopes=GOOGLE_SCOPES,
+    native_sync_status="_get_google_sync_status",
+))

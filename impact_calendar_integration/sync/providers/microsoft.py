@@ -13,10 +13,13 @@ import requests
 from msal.exceptions import MsalError
 from requests.structures import CaseInsensitiveDict
 
-from ..config import MICROSOFT_SCOPES
+from .. import ids, oauth_microsoft, payload
+from ..config import MICROSOFT_SCOPES, MicrosoftConfig
 from ..oauth_microsoft import build_app
-from ..outcomes import AuthRevoked, Kind, Outcome, ProviderError
-from .base import CREATE, DELETE, UPDATE, ProviderClient, TokenSet, parse_retry_after
+from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
+from . import Provider, register
+from ..tokens import TokenSet
+from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
 
 _logger = logging.getLogger(__name__)
 
@@ -66,18 +69,6 @@ class GraphCalendarClient(ProviderClient):
     def delete(self, external_id):
         return self._single(DELETE, _delete_request(external_id))
 
-    def me(self):
-        """The signed-in user's email address; raises AuthRevoked or ProviderError."""
-        response, failure = self._call(GraphRequest("GET", "/me"))
-        if failure is None and response.status_code != 200:
-            failure = classify(response.status_code, response.headers, _json(response), "me")
-        if failure is not None:
-            if failure.kind is Kind.AUTH_REVOKED:
-                raise AuthRevoked(failure.message)
-            raise ProviderError(failure)
-        data = _json(response)
-        return data.get("mail") or data.get("userPrincipalName")
-
     def _single(self, action, request):
         response, failure = self._call(request)
         if failure is not None:
@@ -85,19 +76,6 @@ class GraphCalendarClient(ProviderClient):
         return classify(response.status_code, response.headers, _json(response), action)
 
     # -- batches ----------------------------------------------------------------------
-    def push(self, operations):
-        outcomes = {}
-        operations = list(operations)
-        for start in range(0, len(operations), self.batch_size):
-            chunk = operations[start:start + self.batch_size]
-            stop = _stop_outcome(outcomes.values())
-            if stop is not None:
-                # The account is revoked or the mailbox throttled: sending more only makes it worse.
-                outcomes.update((op.key, stop) for op in chunk)
-            else:
-                outcomes.update(self._push_chunk(chunk))
-        return outcomes
-
     def _push_chunk(self, operations, refreshed=False):
         outcomes, planned = {}, []
         for op in operations:
@@ -315,18 +293,6 @@ def _batch_answers(data):
     return {str(answer.get("id")): answer for answer in answers if isinstance(answer, dict) and answer.get("id") is not None}
 
 
-def _stop_outcome(outcomes):
-    """AUTH_REVOKED or RATE_LIMITED when a previous chunk says to stop sending."""
-    stop = None
-    for outcome in outcomes:
-        if outcome.kind is Kind.AUTH_REVOKED:
-            return outcome
-        if outcome.kind is Kind.RATE_LIMITED and (stop is None or (outcome.retry_after or 0) > (stop.retry_after or 0)):
-            stop = outcome
-    return stop
-
-
-
 def _graph_message(body):
     error = (body or {}).get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
@@ -346,3 +312,36 @@ def _json(response):
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+# -- the registry entry ------------------------------------------------------------------------
+def _start(config, redirect_uri, state):
+    try:
+        flow = oauth_microsoft.start_flow(config, redirect_uri, state)
+    except oauth_microsoft.MicrosoftAuthError as exc:
+        raise ConnectError(str(exc)) from None
+    return flow["auth_uri"], {"flow": flow}
+
+
+def _finish(config, pending, params, redirect_uri):
+    try:
+        return oauth_microsoft.finish_flow(config, pending["flow"], params)
+    except oauth_microsoft.MicrosoftAuthError as exc:
+        raise ConnectError(str(exc)) from None
+
+
+PROVIDER = register(Provider(
+    name="microsoft",
+    label="Outlook / Office 365",
+    config_class=MicrosoftConfig,
+    settings=("client_id", "client_secret", "tenant", "authority_host", "graph_endpoint"),
+    client_class=GraphCalendarClient,
+    build_body=payload.graph_body,
+    client_id=ids.transaction_id,
+    start=_start,
+    finish=_finish,
+    # Microsoft offers no revocation of one delegated refresh token: erasing it is all.
+    revoke=None,
+    scopes=MICROSOFT_SCOPES,
+    native_sync_status="_get_microsoft_sync_status",
+))

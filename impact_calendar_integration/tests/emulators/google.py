@@ -297,6 +297,11 @@ class GoogleEmulator(LoopbackServer):
                 if grant.email == email:
                     grant.revoked = True
 
+    def issued_secrets(self):
+        """Every access and refresh token this emulator issued (to check none leaks)."""
+        with self._state_lock:
+            return set(self.access_tokens) | {grant.refresh_token for grant in self.grants}
+
     def events(self, email):
         """{id: resource} of a user's events, deleted ones included with status 'cancelled'."""
         with self._state_lock:

@@ -313,6 +313,11 @@ class MicrosoftEmulator(LoopbackServer):
             return refresh_token in self.refresh_tokens
 
     # -- inspection ----------------------------------------------------------------------
+    def issued_secrets(self):
+        """Every access and refresh token this emulator issued (to check none leaks)."""
+        with self.lock:
+            return set(self.access_tokens) | set(self.refresh_tokens)
+
     def events(self, email=DEFAULT_USER):
         """Copies of the events in a user's calendar."""
         with self.lock:

@@ -1,0 +1,129 @@
+"""The per-link decisions, as pure functions: what to send, and what an answer leads to.
+
+``plan`` turns a link's state and what the class should look like into an ``Operation`` to
+send, or a ``Transition`` to record without any provider call. ``settle`` turns an operation and
+the provider's ``Outcome`` into a ``Transition``. The outbox records transitions
+(``outbox.record``); the Odoo synchronizer only gathers data, calls these and applies what they
+return. The demo, the benchmarks and the tests call them too, never a copy.
+"""
+
+import random
+from dataclasses import dataclass
+
+from . import payload, policy
+from .outcomes import Kind
+from .providers.base import CREATE, DELETE, UPDATE, Operation
+
+# Transition kinds: what the outbox records for a link.
+DONE = "done"  # the provider holds exactly what we meant; clean unless changed meanwhile
+CREATED_UNVERIFIED = "created_unverified"  # a retried create's event: keep its id, send the body again
+RECREATE = "recreate"  # the event vanished (or its id is burned): create anew, new generation
+RETRY = "retry"  # try again after ``delay`` seconds
+REJECTED = "rejected"  # the provider refused this version: wait for the class to change
+PAUSED = "paused"  # the account cannot push (needs reconnect): keep the change
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """What the engine needs to know of a link."""
+
+    external_id: str = None
+    pushed_hash: str = None
+    generation: int = 0
+    attempts: int = 0
+    create_sent: bool = False
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A link's next state, and what it means for the account.
+
+    ``pushed``: the provider holds a change (the account's last successful push).
+    ``hold``: seconds the whole account waits (the provider throttles the mailbox).
+    ``reconnect``: the account needs the user to reconnect, with this reason.
+    ``account_error``: the error the user should see in Preferences.
+    """
+
+    kind: str
+    external_id: str = None
+    pushed_hash: str = None
+    generation: int = 0
+    delay: float = None
+    message: str = None
+    pushed: bool = False
+    hold: float = None
+    reconnect: str = None
+    account_error: str = None
+
+
+def plan(key, link, body, client_id_for=None, forget=False):
+    """The Operation to send for link ``key``, or a Transition when no call is needed.
+
+    ``body``: what the external event must show, or None when it must not exist.
+    ``client_id_for(generation)``: the provider's idempotent create id.
+    ``forget``: syncing stopped and the class is over: leave the event where it is.
+    """
+    if body is None:
+        if link.external_id and not forget:
+            return Operation(key=key, action=DELETE, external_id=link.external_id)
+        return Transition(DONE, generation=link.generation)
+    body_hash = payload.body_hash(body)
+    if not link.external_id:
+        return Operation(
+            key=key,
+            action=CREATE,
+            body=body,
+            client_id=client_id_for(link.generation) if client_id_for else None,
+            meta={"hash": body_hash, "resent": link.create_sent},
+        )
+    if body_hash == link.pushed_hash:
+        # Coalescing: whatever happened since the last push, the provider already shows this.
+        return Transition(DONE, external_id=link.external_id, pushed_hash=body_hash, generation=link.generation)
+    return Operation(key=key, action=UPDATE, body=body, external_id=link.external_id, meta={"hash": body_hash})
+
+
+def rejected(message):
+    """The class cannot be expressed for the provider (a payload error): nothing is sent."""
+    return Transition(REJECTED, message=message)
+
+
+def paused(message):
+    """The account cannot push now."""
+    return Transition(PAUSED, message=message)
+
+
+def waiting(delay, message):
+    """Nothing was sent (settings incomplete or unsafe): try again later."""
+    return Transition(RETRY, delay=delay, message=message)
+
+
+def settle(op, outcome, link, rng=random):
+    """The Transition an ``outcome`` of ``op`` leads to, for a link in state ``link``."""
+    kind = outcome.kind
+    retried_create = op.action == CREATE and (outcome.status == 409 or link.attempts or op.meta.get("resent"))
+    if kind is Kind.DONE and retried_create:
+        # A retried create may be answered with the event an earlier try made from an older
+        # version of the class (Google: 409 then GET; Graph: same transactionId). Keep its id;
+        # the next round sends the current body as an update.
+        return Transition(
+            CREATED_UNVERIFIED, external_id=outcome.external_id or op.external_id,
+            generation=link.generation, pushed=True,
+        )
+    if kind is Kind.DONE or (kind is Kind.GONE and op.action == DELETE):
+        external_id = None if op.action == DELETE else (outcome.external_id or op.external_id)
+        return Transition(
+            DONE, external_id=external_id, pushed_hash=op.meta.get("hash") if external_id else None,
+            generation=link.generation, pushed=True,
+        )
+    if kind is Kind.GONE:
+        # Odoo is the truth: the event vanished at the provider (or its id is burned), recreate.
+        return Transition(RECREATE, generation=link.generation + 1, message=outcome.message)
+    if kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
+        delay = policy.retry_delay(outcome, link.attempts + 1, rng=rng)
+        return Transition(
+            RETRY, delay=delay, message=outcome.message or kind.value,
+            hold=delay if kind is Kind.RATE_LIMITED else None,
+        )
+    if kind is Kind.AUTH_REVOKED:
+        return Transition(PAUSED, message=outcome.message, reconnect=outcome.message or "access revoked")
+    return Transition(REJECTED, message=outcome.message or kind.value, account_error=outcome.message)

@@ -1,0 +1,20 @@
+"""The credentials of one connected account, as the clients and the vault see them."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TokenSet:
+    """What a client needs to act for one account; the engine stores it encrypted.
+
+    Google: access_token, refresh_token, expires_at (epoch seconds).
+    Microsoft: ``msal_cache`` (a serialized MSAL SerializableTokenCache, which holds the
+    rotating refresh token) and ``account_id`` (MSAL home_account_id).
+    """
+
+    # repr=False: a TokenSet in a log line or traceback must not print the secrets.
+    access_token: str = field(default=None, repr=False)
+    refresh_token: str = field(default=None, repr=False)
+    expires_at: float = None
+    msal_cache: str = field(default=None, repr=False)
+    account_id: str = None

@@ -1,0 +1,143 @@
+"""The pure per-link decisions (sync/engine.py): every plan and every outcome kind."""
+
+import random
+
+import pytest
+
+from impact_calendar_integration.sync import engine, outbox, payload, policy, providers
+from impact_calendar_integration.sync.outcomes import Kind, Outcome
+from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
+
+BODY = {"summary": "Pottery"}
+HASH = payload.body_hash(BODY)
+
+
+def client_id(generation):
+    return f"id-g{generation}"
+
+
+# -- plan ---------------------------------------------------------------------------------------
+def test_new_class_is_created_with_the_generations_id():
+    op = engine.plan(7, engine.LinkState(generation=2), BODY, client_id)
+    assert (op.key, op.action, op.body, op.client_id) == (7, CREATE, BODY, "id-g2")
+    assert op.meta == {"hash": HASH, "resent": False}
+
+
+def test_create_after_a_dead_worker_is_marked_resent():
+    op = engine.plan(7, engine.LinkState(create_sent=True), BODY, client_id)
+    assert op.action == CREATE and op.meta["resent"]
+
+
+def test_changed_class_is_updated():
+    op = engine.plan(7, engine.LinkState(external_id="e1", pushed_hash="old"), BODY, client_id)
+    assert (op.action, op.external_id, op.meta["hash"]) == (UPDATE, "e1", HASH)
+
+
+def test_unchanged_class_needs_no_call():
+    step = engine.plan(7, engine.LinkState(external_id="e1", pushed_hash=HASH, generation=3), BODY, client_id)
+    assert step == engine.Transition(engine.DONE, external_id="e1", pushed_hash=HASH, generation=3)
+
+
+def test_gone_class_is_deleted_or_nothing():
+    op = engine.plan(7, engine.LinkState(external_id="e1", pushed_hash=HASH), None, client_id)
+    assert (op.action, op.external_id) == (DELETE, "e1")
+    assert engine.plan(7, engine.LinkState(), None, client_id) == engine.Transition(engine.DONE)
+
+
+def test_forget_leaves_a_past_event_in_place():
+    step = engine.plan(7, engine.LinkState(external_id="e1", generation=1), None, client_id, forget=True)
+    assert step == engine.Transition(engine.DONE, generation=1)
+
+
+# -- settle -------------------------------------------------------------------------------------
+def create():
+    return Operation(key=7, action=CREATE, body=BODY, client_id="id-g0", meta={"hash": HASH, "resent": False})
+
+
+def update():
+    return Operation(key=7, action=UPDATE, body=BODY, external_id="e1", meta={"hash": HASH})
+
+
+def delete():
+    return Operation(key=7, action=DELETE, external_id="e1")
+
+
+FRESH = engine.LinkState()
+
+
+def test_done_create_records_id_and_hash():
+    t = engine.settle(create(), Outcome(Kind.DONE, external_id="e9"), FRESH)
+    assert (t.kind, t.external_id, t.pushed_hash, t.pushed) == (engine.DONE, "e9", HASH, True)
+
+
+@pytest.mark.parametrize(
+    "op, outcome, link",
+    [
+        (create(), Outcome(Kind.DONE, external_id="id-g0", status=409), FRESH),  # Google 409 then GET
+        (create(), Outcome(Kind.DONE, external_id="e9"), engine.LinkState(attempts=1)),  # a retry
+        (Operation(key=7, action=CREATE, body=BODY, meta={"hash": HASH, "resent": True}),
+         Outcome(Kind.DONE, external_id="e9"), FRESH),  # resent after a dead worker
+    ],
+)
+def test_retried_create_keeps_the_id_and_sends_the_body_again(op, outcome, link):
+    t = engine.settle(op, outcome, link)
+    assert (t.kind, t.external_id, t.pushed_hash) == (engine.CREATED_UNVERIFIED, outcome.external_id, None)
+
+
+def test_done_update_and_delete():
+    assert engine.settle(update(), Outcome(Kind.DONE), FRESH).external_id == "e1"
+    t = engine.settle(delete(), Outcome(Kind.DONE), FRESH)
+    assert (t.kind, t.external_id, t.pushed_hash) == (engine.DONE, None, None)
+
+
+def test_gone_on_delete_is_done():
+    t = engine.settle(delete(), Outcome(Kind.GONE, status=410), FRESH)
+    assert (t.kind, t.external_id, t.pushed) == (engine.DONE, None, True)
+
+
+@pytest.mark.parametrize("op", [update(), create()])
+def test_gone_on_update_or_create_recreates_with_a_new_generation(op):
+    t = engine.settle(op, Outcome(Kind.GONE, status=404, message="Not Found"), engine.LinkState(generation=4))
+    assert (t.kind, t.generation, t.message) == (engine.RECREATE, 5, "Not Found")
+
+
+def test_rate_limited_waits_and_holds_the_account():
+    t = engine.settle(update(), Outcome(Kind.RATE_LIMITED, retry_after=30, message="slow down"), FRESH)
+    assert (t.kind, t.delay, t.hold, t.message) == (engine.RETRY, 30, 30, "slow down")
+
+
+def test_transient_backs_off_without_holding_the_account():
+    t = engine.settle(update(), Outcome(Kind.TRANSIENT), engine.LinkState(attempts=3), rng=random.Random(1))
+    assert t.kind == engine.RETRY and t.hold is None and t.message == "transient"
+    assert policy.BASE_DELAY / 2 <= t.delay <= policy.BASE_DELAY * 8
+
+
+def test_revoked_pauses_and_asks_to_reconnect():
+    t = engine.settle(update(), Outcome(Kind.AUTH_REVOKED, message="invalid_grant"), FRESH)
+    assert (t.kind, t.reconnect, t.pushed) == (engine.PAUSED, "invalid_grant", False)
+    assert engine.settle(update(), Outcome(Kind.AUTH_REVOKED), FRESH).reconnect == "access revoked"
+
+
+def test_rejected_keeps_the_error_for_the_user():
+    t = engine.settle(update(), Outcome(Kind.REJECTED, status=400, message="Invalid value"), FRESH)
+    assert (t.kind, t.message, t.account_error) == (engine.REJECTED, "Invalid value", "Invalid value")
+
+
+def test_every_outcome_kind_and_action_gives_a_transition_the_outbox_records():
+    recordable = {engine.DONE, engine.CREATED_UNVERIFIED, engine.RECREATE, engine.RETRY, engine.REJECTED, engine.PAUSED}
+    for op in (create(), update(), delete()):
+        for kind in Kind:
+            for link in (FRESH, engine.LinkState(attempts=2, create_sent=True)):
+                assert engine.settle(op, Outcome(kind, external_id="x"), link).kind in recordable
+    assert {name for name in dir(engine) if name.isupper()} >= {k.upper() for k in recordable}
+    assert callable(outbox.record)
+
+
+def test_registry_gives_each_provider_its_parts():
+    assert {name for name, _label in providers.choices()} >= {"google", "microsoft"}
+    for name, _label in providers.choices():
+        provider = providers.get(name)
+        assert provider.client_id("db", 1, 2, 0) == provider.client_id("db", 1, 2, 0) != provider.client_id("db", 1, 2, 1)
+        assert provider.settings[:2] == ("client_id", "client_secret")
+        config = provider.config(lambda key: {f"impact_calendar.{name}_client_id": "cid"}.get(key, ""))
+        assert config.client_id == "cid" and config.client_secret == "", "unset: empty, not a default"
