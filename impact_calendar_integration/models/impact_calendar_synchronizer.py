@@ -23,6 +23,12 @@ BATCH_SIZE = 100  # links claimed per round: whole batches for both (2 Google of
 LEASE_SECONDS = 300  # a claim older than this is taken over (the worker died)
 TIME_BUDGET = 240  # seconds per cron run; the cron is re-triggered for what remains
 RECORD_ATTEMPTS = 3  # a recording that conflicts is recorded again, then its claims released
+# Seconds from the end of a run to the start of the next, per server process and database. A
+# booking is several commits in quick succession, each waking the worker: the ones that come
+# while this gap runs are pushed together, and the push runs after the user's request instead of
+# beside it. An isolated change, long after the last run, is not delayed at all.
+RUN_GAP = 0.25
+_last_run_end = {}  # database name -> time.monotonic() when the last run of this process ended
 
 
 class ImpactCalendarSynchronizer(models.AbstractModel):
@@ -39,6 +45,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     # Booking transactions only append to the change log, so they never meet these writes.
     @api.model
     def _cron_push(self, time_budget=TIME_BUDGET):
+        self._keep_run_gap()
         started = time.monotonic()
         done = 0
         woken = False
@@ -62,7 +69,16 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         accounts = self.env["impact.calendar.account"].sudo()
         accounts.search([("state", "=", "disconnecting")])._finish_disconnect_if_done()
         self._schedule_next()
+        _last_run_end[self.env.cr.dbname] = time.monotonic()
         return done
+
+    @api.model
+    def _keep_run_gap(self):
+        if getattr(threading.current_thread(), "testing", False):
+            return
+        wait = RUN_GAP - (time.monotonic() - _last_run_end.get(self.env.cr.dbname, 0.0))
+        if wait > 0:
+            time.sleep(wait)  # lets a burst of commits gather; the server's other threads run
 
     @api.model
     def _push_round(self, limit=BATCH_SIZE):

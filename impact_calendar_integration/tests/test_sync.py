@@ -66,6 +66,17 @@ class SyncBehaviour:
         self.push()
         self.assertFalse(self.external_events())
 
+    def test_bulk_writes_can_skip_syncing_with_a_context_key(self):
+        event = self.availability(students=self.students[:1])
+        self.push()
+        self.clear_log()
+        event.with_context(impact_calendar_no_sync=True).write({"name": "Imported"})
+        self.push()
+        self.assertEqual(self.api_calls(), 0, "a migration or import opts out, like no_calendar_sync")
+        event.write({"location": "Room 2"})
+        self.push()
+        self.assertEqual(self.title(self.only_event()), "Imported", "the next change sends everything")
+
     def test_booking_rule_is_the_same_in_sql_and_python(self):
         """The link SQL and the Python roster read one rule: they agree on every state."""
         states = ["needsAction", "tentative", "accepted", "declined"]

@@ -1,0 +1,679 @@
+#!/usr/bin/env python3
+"""Booking overhead as a browser sees it: JSON-RPC round trips against twin Odoo 18 servers.
+
+    python3 benchmarks/rpc_overhead.py [--reset] [--runs 3] [--blocks 4] [--block 20] [--profile]
+
+Two databases with the same content (an instructor user, 12 students as res.partner, 60 past
+classes): ``bench_rpc_off`` has only ``calendar`` installed; ``bench_rpc_on`` has the addon
+installed and the instructor connected to a Google emulator started by this script on
+127.0.0.1. Two ``odoo-bin`` servers (threaded: ``--workers=0 --max-cron-threads=1``) serve them
+on 127.0.0.1:8271 (OFF) and 127.0.0.1:8272 (ON), each with ``--db-filter`` on its database.
+
+A booking, as the instructor (``/web/session/authenticate``, session cookie kept in a
+``requests.Session``), is three JSON-RPC ``/web/dataset/call_kw`` calls, each timed with
+``time.perf_counter()`` around the HTTP round trip:
+
+1. ``calendar.event.create`` of a class organized by the instructor with
+   ``partner_ids`` = the instructor's partner + 2 students;
+2. ``write`` adding a third student (``Command.link``);
+3. ``write`` removing one of the first two (``Command.unlink``).
+
+Blocks of ``--block`` bookings alternate between the servers (OFF, ON, then ON, OFF, ...) so
+that machine noise hits both alike. Two modes, ``--runs`` runs each:
+
+- ``paused``: the push action (``impact_calendar_integration.ir_cron_push_bookings``) is
+  inactive in the ON database: the booking hook's own cost. NB: Odoo's ``ir.cron._trigger()``
+  skips the trigger row and its NOTIFY for an inactive cron, so this mode does not pay them.
+- ``live``: the push action is active: every booking commit inserts an ``ir_cron_trigger`` row,
+  NOTIFYs the cron thread, which pushes the class to the emulator in the same process.
+
+Printed: medians per op type (and per whole booking) for OFF and ON, the ON/OFF ratio of every
+run and its spread (min-max over the runs); target <= 1.10. The server's own request log line
+(``query_count query_time remaining_time`` of Odoo's werkzeug logger) gives the SQL queries and
+SQL/Python ms per RPC on both sides. ``--profile`` then restarts the ON server with timing
+wrappers (nothing in the addon is changed: class attributes are wrapped in the server process
+before it starts) around the addon's hook parts and ``ir.cron._trigger`` / ``_notifydb``, runs
+both modes on ON only, and prints ms per booking for each part.
+
+The Odoo is the one of ``python3 tools/odoo_env.py 18.0`` (built on first run); the script
+re-executes itself with that virtualenv's Python. PostgreSQL: 127.0.0.1:5432, role odoo/odoo.
+Databases are reused between runs (the addon is upgraded with ``-u`` unless ``--no-update``);
+``--reset`` drops and recreates them. Servers run in their own process groups and are killed on
+exit, also on Ctrl-C; logs go to ``/tmp/bench_rpc_<off|on>.log``. Timings are printed, never
+asserted.
+"""
+
+import argparse
+import atexit
+import contextlib
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+ADDON = "impact_calendar_integration"
+CRON_XMLID = ("impact_calendar_integration", "ir_cron_push_bookings")
+PG = {"host": "127.0.0.1", "port": 5432, "user": "odoo", "password": "odoo"}
+LOGIN = PASSWORD = "bench_rpc_instructor"
+STUDENTS = 12
+OPS = ("create", "add student", "remove student")
+RE_ENV = "BENCH_RPC_ODOO"  # "odoo_src|venv_python", set when re-executed
+
+
+# -- environment ------------------------------------------------------------------------------------
+def ensure_odoo_python():
+    """Re-execute with the Odoo virtualenv's Python (it has requests, psycopg2, googleapiclient)."""
+    found = os.environ.get(RE_ENV)
+    if not found:
+        done = subprocess.run([sys.executable if sys.executable else "python3", os.path.join(REPO, "tools", "odoo_env.py"), "18.0"],
+                              stdout=subprocess.PIPE, text=True, check=False)
+        lines = [line for line in done.stdout.splitlines() if line and not line.startswith("[odoo-env]")]
+        if done.returncode or len(lines) < 2:
+            sys.exit(f"tools/odoo_env.py 18.0 failed:\n{done.stdout}")
+        found = f"{lines[-2]}|{lines[-1]}"
+        os.environ[RE_ENV] = found
+    odoo_src, python = found.split("|")
+    if os.path.realpath(sys.prefix) != os.path.realpath(os.path.dirname(os.path.dirname(python))):
+        os.execv(python, [python, os.path.abspath(__file__), *sys.argv[1:]])
+    return odoo_src, python
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reset", action="store_true", help="drop and recreate both databases")
+    parser.add_argument("--no-update", action="store_true", help="reuse the ON database without upgrading the addon")
+    parser.add_argument("--db-prefix", default="bench_rpc_")
+    parser.add_argument("--ports", type=int, nargs=2, default=[8271, 8272], metavar=("OFF", "ON"))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--blocks", type=int, default=4, help="blocks per server per run")
+    parser.add_argument("--block", type=int, default=20, help="bookings per block")
+    parser.add_argument("--warmup", type=int, default=10, help="bookings per server before each mode (not counted)")
+    parser.add_argument("--modes", nargs="+", default=["paused", "live"], choices=["paused", "live"])
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="pause after each RPC, as a user between clicks (default 0: back to back, the harshest)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="odoo-bin --workers of both servers (0: threaded, the cron thread shares the HTTP "
+                             "process; N: prefork, the cron runs in its own process)")
+    parser.add_argument("--profile", action="store_true", help="then profile the ON server's hook parts")
+    parser.add_argument("--profile-only", action="store_true", help="only the profile pass")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    if not args.db_prefix.startswith("bench_rpc_"):
+        parser.error("--db-prefix must start with bench_rpc_")
+    if args.profile_only:
+        args.profile = True
+    return args
+
+
+def pg_connect(dbname="postgres"):
+    import psycopg2  # pylint: disable=import-outside-toplevel
+
+    conn = psycopg2.connect(dbname=dbname, **PG)
+    conn.autocommit = True
+    return conn
+
+
+def pg_one(dbname, query, params=None):
+    conn = pg_connect(dbname)
+    try:
+        with conn.cursor() as cr:
+            cr.execute(query, params)
+            return cr.fetchone() if cr.description else None
+    finally:
+        conn.close()
+
+
+def database_ready(name):
+    if not pg_one("postgres", "SELECT 1 FROM pg_database WHERE datname = %s", (name,)):
+        return False
+    row = pg_one(name, "SELECT 1 FROM pg_class WHERE relname = 'ir_module_module'")
+    return bool(row) and bool(pg_one(name, "SELECT 1 FROM ir_module_module WHERE name = 'calendar' AND state = 'installed'"))
+
+
+def drop_database(name):
+    assert name.startswith("bench_rpc_")
+    conn = pg_connect()
+    with conn.cursor() as cr:
+        cr.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        cr.execute(f'DROP DATABASE IF EXISTS "{name}"')  # pylint: disable=sql-injection
+    conn.close()
+
+
+class Odoo:
+    def __init__(self, src, python):
+        self.src, self.python = src, python
+        self.bin = os.path.join(src, "odoo-bin")
+        self.addons = ",".join([os.path.join(src, "odoo", "addons"), os.path.join(src, "addons"), REPO])
+
+    def base_args(self, db):
+        return [f"--addons-path={self.addons}", "--db_host=127.0.0.1", "--db_port=5432", "--db_user=odoo",
+                "--db_password=odoo", "-d", db]
+
+    def run(self, db, *extra, stdin=None, env=None, timeout=900):
+        cmd = [self.python, self.bin, *extra[:1], *self.base_args(db), *extra[1:]]
+        done = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=timeout, check=False, env=env)
+        if done.returncode:
+            sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}\n{done.stdout[-2000:]}")
+        return done.stdout
+
+
+def prepare_database(odoo, name, modules, args):
+    """Create (``-i``) or, for the ON database, upgrade (``-u``) the addon."""
+    if args.reset:
+        drop_database(name)
+    if not database_ready(name) or (ADDON in modules and not pg_one(
+            name, "SELECT 1 FROM ir_module_module WHERE name = %s AND state = 'installed'", (ADDON,))):
+        print(f"   creating {name} (-i {modules}) ...", flush=True)
+        odoo.run(name, "server", "-i", modules, "--stop-after-init", "--without-demo=all", "--log-level=warn",
+                 "--http-port=0", "--max-cron-threads=0")
+    elif ADDON in modules and not args.no_update:
+        print(f"   upgrading {ADDON} in {name} ...", flush=True)
+        odoo.run(name, "server", "-u", ADDON, "--stop-after-init", "--log-level=warn", "--http-port=0",
+                 "--max-cron-threads=0")
+
+
+# Runs inside `odoo-bin shell` (stdin): same content in both databases; the ON one gets the
+# emulator's settings and a Google account connected with tokens the emulator issued.
+SETUP_SCRIPT = r'''
+import json, os
+from datetime import datetime, timedelta
+from odoo import Command
+cfg = json.loads(os.environ["BENCH_RPC_SETUP"])
+Users = env["res.users"].with_context(no_reset_password=True)
+user = Users.search([("login", "=", cfg["login"])])
+if not user:
+    user = Users.create({"name": "Bench RPC Instructor", "login": cfg["login"], "password": cfg["password"],
+                         "email": cfg["email"], "tz": "Europe/Brussels",
+                         "groups_id": [Command.set([env.ref("base.group_user").id])]})
+students = env["res.partner"].search([("name", "=like", "Bench RPC Student %")], order="id")
+missing = cfg["students"] - len(students)
+if missing > 0:
+    students |= env["res.partner"].create([{"name": f"Bench RPC Student {len(students) + n}",
+                                            "email": f"bench.rpc.student{len(students) + n}@example.com"}
+                                           for n in range(missing)])
+Events = env["calendar.event"].with_user(user).with_context(no_mail_to_attendees=True)
+# the classes booked by earlier runs: removed so both databases keep the same size
+old = env["calendar.event"].with_context(active_test=False).search([("name", "=like", "Bench RPC class %")])
+old.unlink()
+env.cr.flush()
+if not env["calendar.event"].search_count([("name", "=like", "Bench RPC history %")]):
+    start = datetime(2025, 1, 6, 9, 0)
+    Events.create([{"name": f"Bench RPC history {n}", "user_id": user.id, "start": start + timedelta(days=n),
+                    "stop": start + timedelta(days=n, hours=1),
+                    "partner_ids": [Command.set([user.partner_id.id] + students[n % 10: n % 10 + 2].ids)]}
+                   for n in range(60)])
+if cfg["on"]:
+    user.groups_id = [Command.link(env.ref("impact_calendar_integration.group_calendar_integration").id)]
+    for key, value in cfg["params"].items():
+        env["ir.config_parameter"].sudo().set_param(key, value)
+    env.cr.flush()
+    env["impact.calendar.link"].sudo().search([]).unlink()  # nothing left over for the new emulator
+    from odoo.addons.impact_calendar_integration.sync.tokens import TokenSet
+    tokens = TokenSet(access_token=cfg["access"], refresh_token=cfg["refresh"], expires_at=cfg["expires_at"])
+    env["impact.calendar.account"].sudo()._connect(user, "google", tokens, cfg["email"])
+    env.cr.flush()
+env.cr.commit()
+print("BENCH_RPC " + json.dumps({"uid": user.id, "partner": user.partner_id.id, "students": students.ids}))
+'''
+
+
+def setup_content(odoo, db, on, emulator=None):
+    cfg = {"login": LOGIN, "password": PASSWORD, "email": f"{LOGIN}@example.com", "students": STUDENTS, "on": on}
+    if on:
+        access, refresh = emulator.issue_tokens(cfg["email"])
+        cfg.update(access=access, refresh=refresh, expires_at=time.time() + 3500,
+                   params={f"impact_calendar.google_{k}": v for k, v in emulator.config_kwargs().items()})
+    env = dict(os.environ, BENCH_RPC_SETUP=json.dumps(cfg))
+    out = odoo.run(db, "shell", "--no-http", "--log-level=warn", stdin=SETUP_SCRIPT, env=env)
+    line = next(line for line in out.splitlines() if line.startswith("BENCH_RPC "))
+    return json.loads(line[len("BENCH_RPC "):])
+
+
+def set_push_cron(db, active):
+    pg_one(db, """UPDATE ir_cron SET active = %s WHERE id = (SELECT res_id FROM ir_model_data
+                   WHERE module = %s AND name = %s AND model = 'ir.cron') RETURNING id""", (active, *CRON_XMLID))
+
+
+def queue_state(db):
+    return pg_one(db, "SELECT count(*) FILTER (WHERE dirty), count(*) FILTER (WHERE state = 'synced'), count(*) "
+                      "FROM impact_calendar_link")
+
+
+# -- servers -------------------------------------------------------------------------------------------
+SERVERS = []
+
+# Started instead of odoo-bin for --profile: wraps the hook parts (class attributes, in this
+# process only) with timers that log one line per call, then runs odoo-bin's server command.
+PROFILE_BOOT = r'''
+import functools, logging, re, sys, time, threading
+import odoo
+from odoo.tools import config
+argv = sys.argv[1:]
+config.parse_config(argv)
+odoo.modules.module.initialize_sys_path()
+from odoo.addons.base.models import ir_cron
+from odoo.addons.impact_calendar_integration.models import impact_calendar_link, calendar_event, calendar_attendee
+_log = logging.getLogger("bench_rpc_prof")
+_state = threading.local()
+def _thread():
+    return threading.current_thread().name.replace(" ", "_")
+def timed(cls, name, label):
+    original = getattr(cls, name, None)
+    if original is None:
+        _log.warning("PROF cannot wrap %s.%s (not in this code)", cls.__name__, name)
+        return
+    @functools.wraps(original)
+    def wrapper(*a, **k):
+        stack = _state.__dict__.setdefault("stack", [])
+        stack.append(label)
+        t0 = time.perf_counter()
+        try:
+            return original(*a, **k)
+        finally:
+            stack.pop()
+            _log.info("PROF %s %s %.4f", _thread(), label, (time.perf_counter() - t0) * 1000)
+    setattr(cls, name, wrapper)
+# every SQL statement run inside a wrapped part, labelled with the innermost part
+_execute = odoo.sql_db.Cursor.execute
+def execute(self, query, params=None, log_exceptions=True):
+    stack = getattr(_state, "stack", None)
+    if not stack:
+        return _execute(self, query, params, log_exceptions)
+    t0 = time.perf_counter()
+    try:
+        return _execute(self, query, params, log_exceptions)
+    finally:
+        text = re.sub(r"\s+", " ", str(getattr(query, "code", query))).strip()[:48].replace(" ", "_")
+        _log.info("PROF %s sql[%s]:%s %.4f", _thread(), stack[-1], text, (time.perf_counter() - t0) * 1000)
+odoo.sql_db.Cursor.execute = execute
+L = impact_calendar_link.ImpactCalendarLink
+timed(L, "_flush_dirty", "precommit_flush_dirty_total")
+timed(L, "_defer", "defer_collect_ids")
+timed(calendar_event.CalendarEvent, "_impact_scope_fields", "event_write_scope_fields")
+timed(ir_cron.ir_cron, "_trigger", "cron_trigger_row")
+timed(ir_cron.ir_cron, "_notifydb", "postcommit_notify_postgres_db")
+from odoo.cli.server import main
+main(argv)
+'''
+
+
+def start_server(odoo, db, port, log_path, profile=False, workers=0):
+    if os.path.exists(log_path):
+        os.unlink(log_path)
+    server_args = [*odoo.base_args(db), f"--db-filter=^{db}$", "--http-interface=127.0.0.1", f"--http-port={port}",
+                   f"--workers={workers}", "--max-cron-threads=1", f"--logfile={log_path}", "--log-level=info",
+                   "--gevent-port=0"]
+    if profile:
+        cmd = [odoo.python, "-c", PROFILE_BOOT, *server_args]
+    else:
+        cmd = [odoo.python, odoo.bin, "server", *server_args]
+    with open(log_path + ".stderr", "w", encoding="utf-8") as errors:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True, cwd=odoo.src)
+    SERVERS.append(proc)
+    return proc
+
+
+def wait_ready(port, log_path, deadline):
+    import requests  # pylint: disable=import-outside-toplevel
+
+    while time.time() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"http://127.0.0.1:{port}/web/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"no Odoo on port {port}; see {log_path} and {log_path}.stderr")
+
+
+def stop_server(proc):
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group only
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    if proc in SERVERS:
+        SERVERS.remove(proc)
+
+
+def stop_all():
+    for proc in list(SERVERS):
+        stop_server(proc)
+
+
+# -- client ------------------------------------------------------------------------------------------------
+class Client:
+    """The instructor's browser: one session, JSON-RPC calls timed around the HTTP round trip."""
+
+    def __init__(self, name, port, db, world):
+        import requests  # pylint: disable=import-outside-toplevel
+
+        self.name, self.port, self.db, self.world = name, port, db, world
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = requests.Session()
+        self.seq = 0
+        self.counter = 0
+        self.context = {}
+        answer = self.rpc("/web/session/authenticate", {"db": db, "login": LOGIN, "password": PASSWORD})
+        self.context = dict(answer["user_context"], allowed_company_ids=[answer["user_companies"]["current_company"]])
+
+    def rpc(self, path, params):
+        self.seq += 1
+        response = self.http.post(self.url + path, json={"jsonrpc": "2.0", "method": "call", "params": params, "id": self.seq},
+                                  timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("error"):
+            raise RuntimeError(f"{self.name} {path}: {json.dumps(body['error'])[:1500]}")
+        return body["result"]
+
+    def call_kw(self, model, method, args, op):
+        params = {"model": model, "method": method, "args": args, "kwargs": {"context": dict(self.context)}}
+        started = time.perf_counter()
+        result = self.rpc(f"/web/dataset/call_kw/{model}/{method}?op={op.replace(' ', '_')}", params)
+        return result, time.perf_counter() - started
+
+    def booking(self, start, think=0.0):
+        """create with 2 students, add a third, remove one: {op: seconds}."""
+        students = self.world["students"]
+        self.counter += 1
+        n = self.counter
+        first = [students[n % STUDENTS], students[(n + 1) % STUDENTS]]
+        third = students[(n + 2) % STUDENTS]
+        vals = {"name": f"Bench RPC class {n}", "user_id": self.world["uid"],
+                "start": start.strftime("%Y-%m-%d %H:%M:%S"),
+                "stop": (start + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S"),
+                "partner_ids": [[6, 0, [self.world["partner"], *first]]]}
+        times = {}
+        ids, times["create"] = self.call_kw("calendar.event", "create", [[vals]], "create")
+        event_id = ids[0] if isinstance(ids, list) else ids
+        time.sleep(think)
+        _, times["add student"] = self.call_kw("calendar.event", "write", [[event_id], {"partner_ids": [[4, third]]}],
+                                               "add student")
+        time.sleep(think)
+        _, times["remove student"] = self.call_kw("calendar.event", "write", [[event_id], {"partner_ids": [[3, first[0]]]}],
+                                                  "remove student")
+        time.sleep(think)
+        return times
+
+
+class Slots:
+    """Distinct future class times (hourly, 8:00-19:00), the same sequence for both servers."""
+
+    def __init__(self):
+        self.base = datetime.now().replace(hour=7, minute=0, second=0, microsecond=0) + timedelta(days=30)
+        self.count = {}
+
+    def next(self, name):
+        k = self.count.get(name, 0)
+        self.count[name] = k + 1
+        return self.base + timedelta(days=k // 12, hours=8 + k % 12)
+
+
+def run_block(client, slots, size, think):
+    out = []
+    for _ in range(size):  # bounded: `size` bookings
+        out.append(client.booking(slots.next(client.name), think))
+    return out
+
+
+def measure(clients, slots, args, run_index):
+    """Alternating blocks; returns {server: [booking times]}."""
+    samples = {name: [] for name in clients}
+    order = ["OFF", "ON"]
+    for block in range(args.blocks):
+        sequence = order if (block + run_index) % 2 == 0 else order[::-1]
+        for name in sequence:
+            samples[name] += run_block(clients[name], slots, args.block, args.think_ms / 1000)
+    return samples
+
+
+def medians(bookings):
+    out = {op: statistics.median(b[op] for b in bookings) for op in OPS}
+    out["booking (3 RPCs)"] = statistics.median(sum(b.values()) for b in bookings)
+    return out
+
+
+# -- server log: Odoo's own per-request figures -----------------------------------------------------------------
+RE_REQUEST = re.compile(r'"POST /web/dataset/call_kw/calendar\.event/\w+\?op=(\w+) HTTP/[\d.]+" 200 - (\d+) ([\d.]+) ([\d.]+)')
+
+
+class LogCursor:
+    def __init__(self, path):
+        self.path = path
+        self.offset = os.path.getsize(path) if os.path.exists(path) else 0
+
+    def read(self):
+        with open(self.path, encoding="utf-8", errors="replace") as handle:
+            handle.seek(self.offset)
+            text = handle.read()
+        self.offset += len(text.encode("utf-8", errors="replace"))
+        return text
+
+
+def request_stats(text):
+    """{op: (median queries, median SQL ms, median other ms)} from werkzeug lines."""
+    per_op = {}
+    for op, queries, sql, other in RE_REQUEST.findall(text):
+        per_op.setdefault(op.replace("_", " "), []).append((int(queries), float(sql) * 1000, float(other) * 1000))
+    return {op: tuple(statistics.median(v[i] for v in values) for i in range(3)) for op, values in per_op.items()}
+
+
+# -- main ----------------------------------------------------------------------------------------------------------
+def load_emulator():
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import _path  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    from impact_calendar_integration.tests.emulators.google import GoogleEmulator  # pylint: disable=import-outside-toplevel
+
+    emulator = GoogleEmulator()
+    emulator.requests_per_minute = None
+    return emulator.start()
+
+
+def addon_fingerprint():
+    """Short hash of the addon's Python and data files as they are now (the tree may be uncommitted)."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(os.path.join(REPO, ADDON))):
+        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "tests", "i18n", "static"))
+        for name in sorted(files):
+            if name.endswith((".py", ".xml", ".csv", ".sql")):
+                with open(os.path.join(folder, name), "rb") as handle:
+                    digest.update(name.encode() + handle.read())
+    return digest.hexdigest()[:12]
+
+
+def fmt_ms(seconds):
+    return f"{seconds * 1000:7.1f}"
+
+
+def main():
+    odoo_src, python = ensure_odoo_python()
+    args = parse_args()
+    odoo = Odoo(odoo_src, python)
+    db_off, db_on = f"{args.db_prefix}off", f"{args.db_prefix}on"
+    port_off, port_on = args.ports
+    logs = {"OFF": f"/tmp/{db_off}.log", "ON": f"/tmp/{db_on}.log"}
+
+    def on_signal(signum, _frame):
+        stop_all()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    atexit.register(stop_all)
+    started = time.perf_counter()
+    commit = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %cd", "--date=iso"], stdout=subprocess.PIPE,
+                            text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", ADDON], stdout=subprocess.PIPE,
+                           text=True, check=False).stdout.strip()
+    print(f"rpc_overhead: {datetime.now().isoformat(timespec='seconds')} | code {commit}"
+          f"{' + uncommitted addon changes' if dirty else ''} (addon files sha256 {addon_fingerprint()}) | {platform.node()} | {os.cpu_count()} cores | "
+          f"Python {platform.python_version()} | Odoo {odoo_src}", flush=True)
+    emulator = load_emulator()
+    results = {"runs": {}, "profile": {}}
+    try:
+        prepare_database(odoo, db_off, "calendar", args)
+        prepare_database(odoo, db_on, f"calendar,{ADDON}", args)
+        world_off = setup_content(odoo, db_off, on=False)
+        world_on = setup_content(odoo, db_on, on=True, emulator=emulator)
+        if not args.profile_only:
+            results["runs"] = benchmark(odoo, args, emulator, (db_off, db_on), (port_off, port_on), logs,
+                                        (world_off, world_on))
+        if args.profile:
+            world_on = setup_content(odoo, db_on, on=True, emulator=emulator)
+            results["profile"] = profile(odoo, args, db_on, port_on, world_on)
+    finally:
+        stop_all()
+        emulator.stop()
+        with contextlib.suppress(Exception):
+            set_push_cron(db_on, True)  # as installed, also after Ctrl-C in the paused mode
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=1, default=str)
+    print(f"\ntotal time {time.perf_counter() - started:.0f} s")
+
+
+def start_pair(odoo, dbs, ports, logs, workers=0):
+    procs = {"OFF": start_server(odoo, dbs[0], ports[0], logs["OFF"], workers=workers),
+             "ON": start_server(odoo, dbs[1], ports[1], logs["ON"], workers=workers)}
+    for name, port in (("OFF", ports[0]), ("ON", ports[1])):
+        wait_ready(port, logs[name], time.time() + 120)
+    return procs
+
+
+def wait_drained(db, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        dirty, _synced, _total = queue_state(db)
+        if not dirty:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def benchmark(odoo, args, emulator, dbs, ports, logs, worlds):
+    per_mode = {}
+    print(f"\n{args.runs} runs x {len(args.modes)} modes; per run and server {args.blocks} blocks of {args.block} "
+          f"bookings (3 RPCs each), alternating; think time {args.think_ms:g} ms; --workers={args.workers}", flush=True)
+    for mode in args.modes:
+        set_push_cron(dbs[1], mode == "live")
+        procs = start_pair(odoo, dbs, ports, logs, args.workers)  # fresh servers per mode: the cron state is read at start too
+        try:
+            clients = {"OFF": Client("OFF", ports[0], dbs[0], worlds[0]), "ON": Client("ON", ports[1], dbs[1], worlds[1])}
+            slots = Slots()
+            for name in ("OFF", "ON"):  # warm-up: registry caches, first-request costs
+                run_block(clients[name], slots, args.warmup, 0)
+            if mode == "live" and not wait_drained(dbs[1]):
+                print("   WARNING: the ON queue did not drain after the warm-up", flush=True)
+            per_mode[mode] = []
+            for run in range(args.runs):
+                cursors = {name: LogCursor(logs[name]) for name in logs}
+                queue_before = queue_state(dbs[1])
+                pushed_before = len(emulator.events(f"{LOGIN}@example.com"))
+                samples = measure(clients, slots, args, run)
+                drained = wait_drained(dbs[1]) if mode == "live" else None
+                queue_after = queue_state(dbs[1])
+                pushed = len(emulator.events(f"{LOGIN}@example.com")) - pushed_before
+                med = {name: medians(samples[name]) for name in samples}
+                stats = {name: request_stats(cursors[name].read()) for name in cursors}
+                per_mode[mode].append({"medians": med, "stats": stats, "n": len(samples["ON"]),
+                                       "queue_before": queue_before, "queue_after": queue_after,
+                                       "pushed_events": pushed, "drained": drained})
+                ratio = med["ON"]["booking (3 RPCs)"] / med["OFF"]["booking (3 RPCs)"]
+                print(f"   {mode} run {run + 1}: booking median OFF {fmt_ms(med['OFF']['booking (3 RPCs)'])} ms, "
+                      f"ON {fmt_ms(med['ON']['booking (3 RPCs)'])} ms, ratio {ratio:.3f}; ON queue dirty/synced/links "
+                      f"{queue_before} -> {queue_after}; events created at the emulator {pushed}", flush=True)
+        finally:
+            for proc in procs.values():
+                stop_server(proc)
+    set_push_cron(dbs[1], True)
+    report(per_mode)
+    return per_mode
+
+
+def report(per_mode):
+    keys = [*OPS, "booking (3 RPCs)"]
+    for mode, runs in per_mode.items():
+        title = {"paused": "a. push action paused (the hook's own cost)", "live": "b. pushes live (cron thread pushing to the emulator)"}[mode]
+        print(f"\n== {title}; {runs[0]['n']} bookings per server per run")
+        header = f"{'op':<18} {'OFF ms (runs)':<24} {'ON ms (runs)':<24} {'ON/OFF per run':<22} {'median':>6} {'spread':>13}  target 1.10"
+        print(header)
+        print("-" * len(header))
+        for key in keys:
+            offs = [run["medians"]["OFF"][key] * 1000 for run in runs]
+            ons = [run["medians"]["ON"][key] * 1000 for run in runs]
+            ratios = [on / off for on, off in zip(ons, offs)]
+            print(f"{key:<18} {' '.join(f'{v:6.1f}' for v in offs):<24} {' '.join(f'{v:6.1f}' for v in ons):<24} "
+                  f"{' '.join(f'{r:.3f}' for r in ratios):<22} {statistics.median(ratios):6.3f} "
+                  f"{min(ratios):.3f}-{max(ratios):.3f}  {'OK' if statistics.median(ratios) <= 1.10 else 'OVER'}")
+        print("server side (Odoo's request log, median per RPC over the runs' medians): queries | SQL ms | other ms")
+        for op in OPS:
+            cells = []
+            for name in ("OFF", "ON"):
+                values = [run["stats"][name].get(op) for run in runs if run["stats"][name].get(op)]
+                if values:
+                    q, s, o = (statistics.median(v[i] for v in values) for i in range(3))
+                    cells.append(f"{name} {q:4.0f} q {s:6.2f} {o:6.2f}")
+            print(f"   {op:<16} " + " | ".join(cells))
+
+
+def profile(odoo, args, db, port, world):
+    """ON server with timing wrappers, ON only: ms per booking of each hook part, both modes."""
+    log_path = f"/tmp/{db}_profile.log"
+    out = {}
+    bookings = max(args.block * args.blocks, 20)
+    print(f"\n== profile of the ON server (timing wrappers; {bookings} bookings per mode; ms per booking = "
+          "sum over the booking's 3 RPCs)", flush=True)
+    for mode in ("paused", "live"):
+        set_push_cron(db, mode == "live")
+        proc = start_server(odoo, db, port, log_path, profile=True)  # threaded: prefork's gevent child needs odoo-bin
+        try:
+            wait_ready(port, log_path, time.time() + 120)
+            client = Client("ON", port, db, world)
+            slots = Slots()
+            run_block(client, slots, args.warmup, 0)
+            wait_drained(db)
+            cursor = LogCursor(log_path)
+            samples = run_block(client, slots, bookings, args.think_ms / 1000)
+            if mode == "live":
+                wait_drained(db)
+            time.sleep(0.5)
+            text = cursor.read()
+        finally:
+            stop_server(proc)
+        parts = {}
+        for thread, label, ms in re.findall(r"PROF (\S+) (\S+) ([\d.]+)\s*$", text, re.M):
+            where = "cron" if "cron" in thread.lower() else "request"
+            parts.setdefault((where, label), []).append(float(ms))
+        stats = request_stats(text)
+        med = medians(samples)
+        out[mode] = {"parts": {f"{w}:{k}": (len(v), sum(v)) for (w, k), v in parts.items()}, "stats": stats,
+                     "medians": med}
+        print(f"-- {mode}: booking median {med['booking (3 RPCs)'] * 1000:.1f} ms (ON, wrapped)")
+        print(f"   {'part':<42} {'thread':<8} {'calls/booking':>13} {'ms/booking':>10} {'ms/call':>8}")
+        for (where, label), values in sorted(parts.items(), key=lambda item: -sum(item[1])):
+            print(f"   {label:<42} {where:<8} {len(values) / bookings:13.2f} {sum(values) / bookings:10.3f} "
+                  f"{statistics.median(values):8.3f}")
+        for op in OPS:
+            if op in stats:
+                q, s, o = stats[op]
+                print(f"   server log {op:<15} {q:4.0f} queries, SQL {s:6.2f} ms, other {o:6.2f} ms")
+    set_push_cron(db, True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
