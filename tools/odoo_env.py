@@ -7,7 +7,8 @@ Everything it makes lives outside the clone, in ``$IMPACT_CI_CACHE`` (default
 
 - the Odoo source, unpacked once per archive (keyed by its sha256);
 - a virtualenv per (Odoo requirements, the addon's ``requirements.txt``, test extras, Python);
-- pip's own cache.
+- pip's own cache;
+- OCA addons from PyPI wheels (``oca_addons``), unpacked once per series.
 
 It also makes sure PostgreSQL answers on 127.0.0.1:5432 with a role of Odoo's own (Odoo refuses
 ``postgres``) and that Debian's ``chromium`` is installed (tours must run, never skip).
@@ -22,17 +23,21 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_ODOO = os.path.join(os.path.dirname(REPO), "shared", "odoo")
 CACHE = os.environ.get("IMPACT_CI_CACHE") or os.path.expanduser("~/.cache/impact_calendar_ci")
-# What the Odoo tests need beyond the addon's runtime libraries: the Microsoft emulator's
-# throwaway CA, and Odoo's browser tours (skipped without websocket-client).
-TEST_EXTRAS = ("trustme>=1.1", "websocket-client")
+# What the Odoo tests need beyond the addon's runtime libraries: the Microsoft emulator's, and Odoo's browser tours (skipped without websocket-client).
+# throwaway CA, Odoo's browser tours (skipped without websocket-client), and OCA
+# resource_booking's external dependency (the bridge addon's tests install it).
+TEST_EXTRAS = ("trustme>=1.1", "websocket-client", "cssselect")
 # Odoo's pinned sdists do not build with newer setuptools.
 BUILD_CONSTRAINT = "setuptools<70"
 # python-ldap needs Debian's libldap2-dev; no addon we install uses it.
 SKIPPED_REQUIREMENTS = ("python-ldap",)
+# OCA addons (PyPI distributions) the bridge addons depend on; see oca_addons().
+OCA_WHEELS = ("odoo-addon-resource-booking", "odoo-addon-web-calendar-slot-duration")
 PG = {"host": "127.0.0.1", "port": "5432", "user": "odoo", "password": "odoo"}
 
 
@@ -210,6 +215,40 @@ def prepare(series, browser=True):
 def series_options(series, demo=True):
     """odoo-bin options that differ between series (for a database being created)."""
     return [] if demo else ["--without-demo=all"]
+
+
+def oca_addons(series):
+    """The folder holding the OCA addons that the bridge addons are tested with, fetched from
+    PyPI as wheels (``pip download --no-deps``: they require an ``odoo`` distribution that PyPI
+    does not have) and unpacked once per series. Raises EnvError when pip cannot get them."""
+    target = os.path.join(CACHE, f"oca-{series}")
+    addons = os.path.join(target, "addons")
+    if os.path.isfile(os.path.join(target, ".complete")):
+        return addons
+    log(f"fetching OCA addons for {series} from PyPI into {target}")
+    os.makedirs(CACHE, exist_ok=True)
+    scratch = tempfile.mkdtemp(dir=CACHE)
+    wheels = os.path.join(scratch, "wheels")
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+               "-d", wheels, *(f"{name}=={series}.*" for name in OCA_WHEELS)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
+    if done.returncode:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise EnvError(f"pip download of {', '.join(OCA_WHEELS)} failed: {done.stderr.strip()[-2000:]}")
+    for wheel in sorted(os.listdir(wheels)):
+        with zipfile.ZipFile(os.path.join(wheels, wheel)) as archive:
+            members = [name for name in archive.namelist() if name.startswith("odoo/addons/")]
+            archive.extractall(scratch, members)  # noqa: S202  (addons from PyPI, files only)
+    os.replace(os.path.join(scratch, "odoo", "addons"), os.path.join(scratch, "addons"))
+    with open(os.path.join(scratch, "WHEELS"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(sorted(os.listdir(wheels))) + "\n")
+    shutil.rmtree(wheels)
+    shutil.rmtree(os.path.join(scratch, "odoo"))
+    open(os.path.join(scratch, ".complete"), "w", encoding="utf-8").close()
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(scratch, target)
+    return addons
 
 
 def addons_path(odoo_dir, *extra):

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""CI's Odoo stage: install the addon on a real Odoo in a fresh database and run its tests.
+"""CI's Odoo stage: install the addon and its bridges on a real Odoo in a fresh database and
+run their tests.
 
     python3 tools/odoo_stage.py [SERIES ...]      (default: 18.0)
 
 For each series it prepares Odoo (``tools/odoo_env.py``), runs
 
-    odoo-bin -d <fresh db> -i impact_calendar_integration --test-tags /impact_calendar_integration
+    odoo-bin -d <fresh db> -i impact_calendar_integration,impact_calendar_integration_resource_booking
+             --test-tags /impact_calendar_integration,/impact_calendar_integration_resource_booking
              --stop-after-init
 
+(the bridge's OCA dependencies come from PyPI wheels: ``odoo_env.oca_addons``),
 drops the database, and prints ``odoo-<series>: N passed, N failed`` (N passed = tests run
 without failure or error). The series fails when a test fails or errors, when no test ran or any
 test was skipped (a class without its emulators, a tour without Chromium), on any ERROR or
@@ -27,6 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import odoo_env  # noqa: E402  pylint: disable=wrong-import-position
 
 ADDON = "impact_calendar_integration"
+# Installed and tested with the addon; their OCA dependencies are on the addons path.
+BRIDGES = ("impact_calendar_integration_resource_booking",)
 RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (?P<level>[A-Z]+) (?P<db>\S+) (?P<logger>\S+): (?P<message>.*)")
 RESULT = re.compile(r"(?P<failed>\d+) failed, (?P<errors>\d+) error\(s\) of (?P<run>\d+) tests when loading database")
 SKIPPED = re.compile(r"^skipped ")
@@ -78,19 +83,21 @@ def run_series(series, keep_log_dir):
     started = time.monotonic()
     try:
         odoo_dir, python, db_options = odoo_env.prepare(series)
+        oca_dir = odoo_env.oca_addons(series)
     except odoo_env.EnvError as exc:
         return None, str(exc)
     database = f"impact_ci_{series.replace('.', '')}_{os.getpid()}"
     log_path = os.path.join(keep_log_dir, f"odoo-{series}.log")
     command = [
         python, os.path.join(odoo_dir, "odoo-bin"),
-        f"--addons-path={odoo_env.addons_path(odoo_dir, odoo_env.REPO)}",
+        f"--addons-path={odoo_env.addons_path(odoo_dir, oca_dir, odoo_env.REPO)}",
         *db_options, "-d", database, f"--http-port={free_port()}", "--http-interface=127.0.0.1",
-        "-i", ADDON, f"--test-tags=/{ADDON}", "--stop-after-init", "--log-level=info",
+        "-i", ",".join((ADDON, *BRIDGES)), f"--test-tags={','.join(f'/{name}' for name in (ADDON, *BRIDGES))}",
+        "--stop-after-init", "--log-level=info",
         "--max-cron-threads=0",
         *odoo_env.series_options(series),
     ]
-    print(f"[odoo-{series}] setup {time.monotonic() - started:.0f} s; running the addon's tests "
+    print(f"[odoo-{series}] setup {time.monotonic() - started:.0f} s; running the addons' tests "
           f"(log: {log_path})", flush=True)
     odoo_env.drop_database(database)
     try:

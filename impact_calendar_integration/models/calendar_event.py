@@ -51,16 +51,34 @@ class CalendarEvent(models.Model):
     @api.model
     def _impact_calendar_not_booked_states(self):
         """Attendee states that do not count as booked. The booking rule, once: an attendee other
-        than the instructor, in none of these states. The link SQL (``INSERT_LINKS``) and the
-        Python roster both read it; a test checks that they agree."""
+        than the class's instructors, in none of these states. The link SQL (``INSERT_LINKS``)
+        and the Python roster both read it; a test checks that they agree."""
         return ("declined",)
 
-    def _impact_calendar_roster(self, user):
-        """Booked attendees: everyone but the organizer's own partner, declined ones excluded."""
+    @api.model
+    def _impact_calendar_instructors_query(self):
+        """Who teaches each class, as SQL: a SELECT of (event_id, user_id) rows over every event,
+        without parameters. The link SQL and the booking-side filter join it and filter it on
+        event_id or user_id; ``_impact_calendar_instructors`` is its Python twin: override both
+        (a test checks that they agree). Keep it a UNION ALL of plain SELECTs so that
+        PostgreSQL pushes those filters into it."""
+        return "SELECT id AS event_id, user_id FROM calendar_event WHERE user_id IS NOT NULL"
+
+    def _impact_calendar_instructors(self):
+        """Who teaches this class (res.users): by default its organizer."""
+        self.ensure_one()
+        return self.user_id
+
+    def _impact_calendar_roster(self, user=None):
+        """Booked attendees: everyone but the instructors' own partners (and ``user``'s),
+        declined ones excluded."""
         self.ensure_one()
         not_booked = self._impact_calendar_not_booked_states()
+        teachers = self._impact_calendar_instructors().partner_id
+        if user:
+            teachers |= user.partner_id
         return self.attendee_ids.filtered(
-            lambda att: att.partner_id != user.partner_id and att.state not in not_booked
+            lambda att: att.partner_id not in teachers and att.state not in not_booked
         )
 
     def _impact_calendar_snapshot(self, user, include_names=False, marker=""):

@@ -12,19 +12,20 @@ KEEP_DAYS = 365  # settled links of classes over this long go, whatever the prov
 MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
 
 # The booking side appends a class's change only when it can matter: the class already has a
-# link, or its organizer has an account. Deleted classes keep their ids in ``unnest``.
+# link, or one of its instructors has an account. Deleted classes keep their ids in ``unnest``.
+# ``{instructors}``: calendar.event._impact_calendar_instructors_query().
 APPEND_EVENT_CHANGES = """
     INSERT INTO impact_calendar_change (event_ref, kind)
     SELECT ref, %(kind)s FROM unnest(%(refs)s::integer[]) AS ref
      WHERE EXISTS (SELECT 1 FROM impact_calendar_link link WHERE link.event_ref = ref)
-        OR EXISTS (SELECT 1 FROM calendar_event e
-                     JOIN impact_calendar_account a ON a.user_id = e.user_id
-                    WHERE e.id = ref)
+        OR EXISTS (SELECT 1 FROM ({instructors}) i
+                     JOIN impact_calendar_account a ON a.user_id = i.user_id
+                    WHERE i.event_id = ref)
 """
 
-# A link is made for a class of a connected instructor once someone other than the organizer
-# is booked (calendar.event._impact_calendar_not_booked_states); ``{where}`` narrows the
-# classes. Run by the worker only.
+# A link is made for a class and each of its connected instructors once someone other than its
+# instructors is booked (calendar.event._impact_calendar_not_booked_states); ``{where}``
+# narrows the classes (``e``) or the instructors (``i``). Run by the worker only.
 INSERT_LINKS = """
     INSERT INTO impact_calendar_link
            (event_ref, event_id, user_id, account_id, dirty, change_seq, generation,
@@ -32,15 +33,17 @@ INSERT_LINKS = """
     SELECT e.id, e.id, a.user_id, a.id, true, 1, 0, %(pending)s, 0,
            %(uid)s, %(uid)s, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
       FROM calendar_event e
-      JOIN impact_calendar_account a ON a.user_id = e.user_id AND a.state = 'connected'
-      JOIN res_users u ON u.id = e.user_id
+      JOIN ({instructors}) i ON i.event_id = e.id
+      JOIN impact_calendar_account a ON a.user_id = i.user_id AND a.state = 'connected'
      WHERE {where}
        AND NOT EXISTS (SELECT 1 FROM impact_calendar_link link
-                        WHERE link.event_ref = e.id AND link.user_id = e.user_id)
+                        WHERE link.event_ref = e.id AND link.user_id = i.user_id)
        AND EXISTS (SELECT 1 FROM calendar_attendee att
                     WHERE att.event_id = e.id
-                      AND att.partner_id IS DISTINCT FROM u.partner_id
-                      AND (att.state IS NULL OR att.state <> ALL(%(not_booked)s)))
+                      AND (att.state IS NULL OR att.state <> ALL(%(not_booked)s))
+                      AND NOT EXISTS (SELECT 1 FROM ({instructors}) t
+                                        JOIN res_users tu ON tu.id = t.user_id
+                                       WHERE t.event_id = e.id AND tu.partner_id = att.partner_id))
     ORDER BY e.id
     ON CONFLICT (event_ref, user_id) DO NOTHING
 """
@@ -152,7 +155,10 @@ class ImpactCalendarLink(models.Model):
         appended = 0
         events = sorted(pending.pop(outbox.CHANGE_EVENT, ()))
         if events:
-            self.env.cr.execute(APPEND_EVENT_CHANGES, {"kind": outbox.CHANGE_EVENT, "refs": events})
+            self.env.cr.execute(  # pylint: disable=sql-injection
+                APPEND_EVENT_CHANGES.format(instructors=self._instructors_query()),
+                {"kind": outbox.CHANGE_EVENT, "refs": events},
+            )
             appended += self.env.cr.rowcount
         changes = [
             (None, user_id, kind) for kind, user_ids in sorted(pending.items()) for user_id in sorted(user_ids)
@@ -188,17 +194,22 @@ class ImpactCalendarLink(models.Model):
             self._insert_links("e.id = ANY(%(events)s)", events=events)
         if backfill:
             self._insert_links(
-                "e.user_id = ANY(%(users)s) AND e.active AND e.stop >= now() AT TIME ZONE 'UTC'",
+                "i.user_id = ANY(%(users)s) AND e.active AND e.stop >= now() AT TIME ZONE 'UTC'",
                 users=sorted(backfill),
             )
         self.invalidate_model()
         return len(changes)
 
+    @api.model
+    def _instructors_query(self):
+        return self.env["calendar.event"]._impact_calendar_instructors_query()
+
     def _insert_links(self, where, **params):
-        # ``where`` is a constant of this module; every value goes through a parameter.
+        # ``where`` is a constant of this module and the instructors query code; every value
+        # goes through a parameter.
         not_booked = list(self.env["calendar.event"]._impact_calendar_not_booked_states())
         self.env.cr.execute(  # pylint: disable=sql-injection
-            INSERT_LINKS.format(where=where),
+            INSERT_LINKS.format(where=where, instructors=self._instructors_query()),
             dict(params, uid=self.env.uid, pending=outbox.PENDING, not_booked=not_booked),
         )
 

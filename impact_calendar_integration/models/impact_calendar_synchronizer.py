@@ -288,7 +288,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     def _desired_snapshot(self, link, account):
         """The ClassSnapshot the external event must show, or None when it must not exist."""
         event = link.event_id.with_context(active_test=False).sudo()
-        if not event or not event.active or event.user_id != link.user_id:
+        if not event or not event.active or link.user_id not in event._impact_calendar_instructors():
             return None
         if account.state != "connected" or not self._user_enabled(account):
             return None

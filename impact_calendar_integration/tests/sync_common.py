@@ -140,6 +140,13 @@ class SyncCase(TransactionCase):
             return event["description"]
         return event.get("body", {}).get("content", "")
 
+    def sql_instructors(self, event):
+        """The class's instructors as the link SQL sees them (user ids)."""
+        query = self.env["calendar.event"]._impact_calendar_instructors_query()
+        self.env.flush_all()
+        self.env.cr.execute(f"SELECT user_id FROM ({query}) i WHERE i.event_id = %s", [event.id])  # pylint: disable=sql-injection
+        return {user_id for (user_id,) in self.env.cr.fetchall()}
+
     def link(self, event):
         return self.env["impact.calendar.link"].sudo().search([("event_ref", "=", event.id)])
 

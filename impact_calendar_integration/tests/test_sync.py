@@ -78,7 +78,7 @@ class SyncBehaviour:
         self.assertEqual(self.title(self.only_event()), "Imported", "the next change sends everything")
 
     def test_booking_rule_is_the_same_in_sql_and_python(self):
-        """The link SQL and the Python roster read one rule: they agree on every state."""
+        """The link SQL and the Python roster read one rule (instructors, states): they agree."""
         states = ["needsAction", "tentative", "accepted", "declined"]
         for state in states:
             for with_instructor_only in (False, True):
@@ -86,10 +86,45 @@ class SyncBehaviour:
                 event = self.availability(students=students, name=f"Rule {state} {with_instructor_only}")
                 event.attendee_ids.write({"state": state})
                 self.flush()
-                python_says = bool(event._impact_calendar_roster(self.instructor))
+                self.assertEqual(self.sql_instructors(event), set(event._impact_calendar_instructors().ids))
+                self.assertEqual(event._impact_calendar_instructors(), self.instructor, "the organizer by default")
+                python_says = bool(event._impact_calendar_roster())
                 sql_says = bool(self.link(event))
                 self.assertEqual(sql_says, python_says, (state, with_instructor_only))
                 self.assertEqual(python_says, state != "declined" and not with_instructor_only)
+
+    def test_co_instructors_follow_the_extension_point(self):
+        """An override that makes a second user an instructor: each gets the class in their own
+        calendar, neither counts as booked, and dropping one removes it from theirs only."""
+        co = make_user(self.env, f"co{id(self)}")
+        co_email = f"{co.login}@example.com"
+        self.connect(co, co_email)
+        model = self.registry["calendar.event"]
+        base_query = model._impact_calendar_instructors_query
+        co_query = (
+            "SELECT att.event_id, u.id AS user_id FROM calendar_attendee att"
+            f" JOIN res_users u ON u.partner_id = att.partner_id WHERE u.id = {co.id}"
+        )
+        with patch.object(
+            model, "_impact_calendar_instructors_query", lambda m: f"{base_query(m)} UNION ALL {co_query}"
+        ), patch.object(
+            model, "_impact_calendar_instructors",
+            lambda event: event.user_id | co.filtered(lambda u: u.partner_id in event.partner_ids),
+        ):
+            event = self.availability(name="Co-taught")
+            event.write({"partner_ids": [Command.link(co.partner_id.id)]})
+            self.push()
+            self.assertEqual(self.sql_instructors(event), {self.instructor.id, co.id})
+            self.assertFalse(event._impact_calendar_roster())
+            self.assertFalse(self.link(event), "two instructors and no student: not a booked class")
+            event.write({"partner_ids": [Command.link(self.students[0].id)]})
+            self.push()
+            for email in (self.email, co_email):
+                self.assertIn("1 student booked", self.text(self.only_event(email)))
+            event.write({"partner_ids": [Command.unlink(co.partner_id.id)]})
+            self.push()
+            self.assertFalse(self.external_events(co_email), "no longer an instructor")
+            self.assertIn("1 student booked", self.text(self.only_event()))
 
     def test_autovacuum_drops_settled_links_of_deleted_and_old_classes(self):
         kept = self.availability(students=self.students[:1], name="Upcoming")
