@@ -411,6 +411,16 @@ class SyncBehaviour:
         self.only_event()
         self.assertEqual(self.link(event).state, "synced")
 
+    def test_backlog_of_100_classes_drains_in_whole_batches(self):
+        for n in range(100):
+            self.availability(students=self.students[:1], name=f"Backlog {n}")
+        self.clear_log()
+        self.push()
+        self.assertEqual(len(self.external_events()), 100)
+        # Google: 2 batches of 50; Graph: 5 $batch requests of 20 (ceil(100 / batch size)).
+        batches = self.emulator.requests(r"/batch/calendar/v3|/\$batch$", "POST")
+        self.assertEqual(len(batches), {"google": 2, "microsoft": 5}[self.provider])
+
     def test_booking_write_has_bounded_query_cost(self):
         events = self.env["calendar.event"]
         for n in range(100):
