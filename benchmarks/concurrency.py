@@ -130,6 +130,23 @@ def calendar_state(emulator):
     return shown, duplicates
 
 
+def measure_latency(base, database, event_id, emulator, samples, spacing=1.0):
+    """Seconds from a write RPC's answer to its name in the calendar, for isolated writes."""
+    rpc = Rpc(base, database, INSTRUCTOR)
+    found = []
+    for sample in range(samples):
+        time.sleep(spacing)  # isolated: the worker has finished its previous run
+        name = f"Latency sample {sample}"
+        rpc.call("calendar.event", "write", [[event_id], {"name": name}])
+        answered = time.monotonic()
+        while time.monotonic() - answered < 10:
+            if calendar_state(emulator)[0].get(event_id, (None,))[0] == name:
+                found.append(time.monotonic() - answered)
+                break
+            time.sleep(0.005)
+    return found
+
+
 def run(args):
     from impact_calendar_integration.tests.emulators.google import GoogleEmulator  # pylint: disable=import-outside-toplevel
 
@@ -181,9 +198,13 @@ def run(args):
         final, errors = {}, []
         lock = threading.Lock()
 
+        # Sessions are opened one by one: Python 3.11.7's ast.parse is not thread-safe (CPython
+        # gh-106905), and a fresh server parses manifests on its first parallel requests.
+        sessions = [Rpc(base, database, INSTRUCTOR) for _number in range(args.writers)]
+
         def writer(number):
             try:
-                rpc = Rpc(base, database, INSTRUCTOR)
+                rpc = sessions[number]
                 mine = world["events"][number * args.classes:(number + 1) * args.classes]
                 for round_ in range(1, args.rounds + 1):
                     for event_id in mine:
@@ -217,6 +238,7 @@ def run(args):
             time.sleep(0.1)
         shown, duplicates = calendar_state(emulator)
         stale = {ref: (shown.get(ref), want) for ref, want in final.items() if shown.get(ref) != want}
+        latencies = measure_latency(base, database, world["events"][0], emulator, args.latency_samples)
     finally:
         if server:
             server.terminate()
@@ -234,6 +256,11 @@ def run(args):
           f"(serialization failures), log {log_path}")
     for line in bad[:10]:
         print("   ", line[:300])
+    if latencies:
+        latencies.sort()
+        p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+        print(f"latency, write RPC answered -> event in the calendar, {len(latencies)} isolated writes: "
+              f"p50 {latencies[len(latencies) // 2]:.2f} s, p95 {p95:.2f} s, max {latencies[-1]:.2f} s")
     problems = errors + [f"stale: {stale}"] * bool(stale)
     if converged is None or converged > DEADLINE:
         problems.append(f"not in the calendar within {DEADLINE:.0f} s")
@@ -258,6 +285,7 @@ def main():
     parser.add_argument("--classes", type=int, default=1, help="classes per writer")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds the emulator takes per request")
+    parser.add_argument("--latency-samples", type=int, default=20, help="isolated writes timed to the calendar")
     args = parser.parse_args()
     try:
         return run(args)
