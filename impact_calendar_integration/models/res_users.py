@@ -85,12 +85,12 @@ class ResUsers(models.Model):
         default, forced = accounts._destination_settings()
         name = accounts._calendar_name()
         for user in self:
+            # The choice is the user's own business: nothing shows on another user's record.
             own = user == self.env.user
-            user.impact_calendar_destination_choice = default if forced or not own else (
-                user.sudo().impact_calendar_destination_pref or default
-            )
-            user.impact_calendar_destination_forced = forced
-            user.impact_calendar_calendar_name = name
+            choice = default if forced else (user.sudo().impact_calendar_destination_pref or default)
+            user.impact_calendar_destination_choice = choice if own else False
+            user.impact_calendar_destination_forced = forced and own
+            user.impact_calendar_calendar_name = name if own else False
 
     def _inverse_impact_calendar_destination_choice(self):
         for user in self:

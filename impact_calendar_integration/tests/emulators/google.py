@@ -746,7 +746,7 @@ class GoogleEmulator(LoopbackServer):
         return stored, None
 
     def get_event(self, req, calendar_id, event_id):
-        user, error = self._calendar_of(req, calendar_id)
+        _user, error = self._calendar_of(req, calendar_id)
         if error:
             return error
         with self._state_lock:
@@ -762,7 +762,7 @@ class GoogleEmulator(LoopbackServer):
         return self._change_event(req, calendar_id, event_id, replace=True)
 
     def _change_event(self, req, calendar_id, event_id, replace):
-        user, error = self._calendar_of(req, calendar_id)
+        _user, error = self._calendar_of(req, calendar_id)
         if error:
             return error
         body, error = self._parse_body(req, require_times=replace)
@@ -790,7 +790,7 @@ class GoogleEmulator(LoopbackServer):
             return Response(200, copy.deepcopy(resource), headers={"ETag": resource["etag"]})
 
     def delete_event(self, req, calendar_id, event_id):
-        user, error = self._calendar_of(req, calendar_id)
+        _user, error = self._calendar_of(req, calendar_id)
         if error:
             return error
         with self._state_lock:
