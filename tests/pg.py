@@ -19,6 +19,7 @@ CREATE TABLE impact_calendar_link (
     user_id integer NOT NULL,
     account_id integer,
     external_id varchar,
+    external_calendar varchar,
     generation integer DEFAULT 0,
     pushed_hash varchar,
     dirty boolean DEFAULT true,

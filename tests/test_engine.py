@@ -20,7 +20,45 @@ def client_id(generation):
 def test_new_class_is_created_with_the_generations_id():
     op = engine.plan(7, engine.LinkState(generation=2), BODY, client_id)
     assert (op.key, op.action, op.body, op.client_id) == (7, CREATE, BODY, "id-g2")
-    assert op.meta == {"hash": HASH, "resent": False}
+    assert op.meta == {"hash": HASH, "resent": False, "calendar": None}
+
+
+def test_new_class_goes_to_the_target_calendar():
+    op = engine.plan(7, engine.LinkState(), BODY, client_id, calendar="cal-1")
+    assert op.action == CREATE and op.meta["calendar"] == "cal-1"
+
+
+def test_event_in_another_calendar_is_moved_delete_first():
+    """A switch of destination: delete where it is (recorded), then create in the new one."""
+    link = engine.LinkState(external_id="e1", pushed_hash=HASH, generation=2, calendar=None)
+    op = engine.plan(7, link, BODY, client_id, calendar="cal-1")
+    assert (op.action, op.external_id, op.meta) == (DELETE, "e1", {"calendar": None, "move": True})
+    for kind in (Kind.DONE, Kind.GONE):
+        step = engine.settle(op, Outcome(kind), link)
+        assert (step.kind, step.generation, step.external_id) == (engine.RECREATE, 3, None)
+    back = engine.plan(7, engine.LinkState(external_id="e1", calendar="cal-1"), BODY, client_id, calendar=None)
+    assert back.action == DELETE and back.meta == {"calendar": "cal-1", "move": True}
+
+
+def test_done_records_the_calendar_of_the_event():
+    link = engine.LinkState()
+    op = engine.plan(7, link, BODY, client_id, calendar="cal-1")
+    step = engine.settle(op, Outcome(Kind.DONE, external_id="e9"), link)
+    assert (step.kind, step.external_id, step.calendar) == (engine.DONE, "e9", "cal-1")
+
+
+def test_a_404_in_our_calendar_makes_the_calendar_suspect():
+    create = engine.plan(7, engine.LinkState(), BODY, client_id, calendar="cal-1")
+    assert engine.calendar_suspect(create, Outcome(Kind.REJECTED, status=404))
+    main = engine.plan(7, engine.LinkState(), BODY, client_id)
+    assert not engine.calendar_suspect(main, Outcome(Kind.GONE, status=404))
+
+
+def test_calendar_create_failures():
+    assert engine.calendar_failed(Outcome(Kind.AUTH_REVOKED, message="x")).reconnect == "x"
+    assert engine.calendar_failed(Outcome(Kind.RATE_LIMITED, retry_after=7)).hold == 7
+    rejected = engine.calendar_failed(Outcome(Kind.REJECTED, message="no"))
+    assert (rejected.kind, rejected.account_error) == (engine.RETRY, "no")
 
 
 def test_create_after_a_dead_worker_is_marked_resent():

@@ -96,7 +96,7 @@ class ImpactCalendarOAuth(http.Controller):
         return request.redirect(PREFERENCES_URL, code=303, local=True)
 
     @http.route("/impact_calendar/oauth/<string:provider>/start", type="http", auth="user", methods=["GET"])
-    def oauth_start(self, provider, **kwargs):
+    def oauth_start(self, provider, destination=None, **kwargs):
         self._check_access(provider)
         # A link on another site must not start a connection for the logged-in user.
         if request.httprequest.headers.get("Sec-Fetch-Site") == "cross-site":
@@ -110,11 +110,14 @@ class ImpactCalendarOAuth(http.Controller):
         nonce = secrets.token_urlsafe(16)
         state = sign_state(request.env, provider, request.env.uid, nonce, time.time() + STATE_TTL)
         redirect_uri = accounts._redirect_uri(provider)
+        # The consent asks only what the destination needs (an admin may force one).
+        destination = accounts._choose_destination(destination)
+        entry = providers.get(provider)
         try:
-            url, pending = providers.get(provider).start(config, redirect_uri, state)
+            url, pending = entry.start(config, redirect_uri, state, entry.scopes_for(destination))
         except ConnectError as exc:
             return self._back_to_preferences(request.env._("Connection failed: %(reason)s", reason=str(exc)))
-        pending.update(provider=provider, expires=time.time() + STATE_TTL)
+        pending.update(provider=provider, destination=destination, expires=time.time() + STATE_TTL)
         flows = {
             key: value
             for key, value in request.session.get(SESSION_KEY, {}).items()
@@ -158,7 +161,7 @@ class ImpactCalendarOAuth(http.Controller):
             tokens, email = providers.get(provider).finish(
                 config, pending, dict(kwargs, state=state, code=code), accounts._redirect_uri(provider)
             )
-            accounts._connect(request.env.user, provider, tokens, email)
+            accounts._connect(request.env.user, provider, tokens, email, pending.get("destination"))
         except (ConnectError, UserError) as exc:
             _logger.info("Calendar OAuth for user %s failed: %s", request.env.uid, exc)
             return self._back_to_preferences(request.env._("Connection failed: %(reason)s", reason=str(exc)))

@@ -6,7 +6,8 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..sync import outbox, providers
-from ..sync.config import config_problems
+from ..sync.outcomes import Kind
+from ..sync.config import DEDICATED, DEFAULT_CALENDAR_NAME, DESTINATIONS, MAIN, config_problems
 from ..sync.vault import VaultKeyError
 
 _logger = logging.getLogger(__name__)
@@ -14,6 +15,7 @@ _logger = logging.getLogger(__name__)
 PROVIDERS = providers.choices()
 PARAM = "impact_calendar.%s"
 DISCONNECT_GRACE = 24 * 3600  # seconds a disconnect may spend removing classes before erasing
+DESTINATION_CHOICES = [(DEDICATED, "A dedicated calendar"), (MAIN, "My main calendar")]
 
 
 class ImpactCalendarAccount(models.Model):
@@ -39,6 +41,20 @@ class ImpactCalendarAccount(models.Model):
         required=True,
         readonly=True,
     )
+    destination = fields.Selection(
+        DESTINATION_CHOICES, readonly=True,
+        help="Where the classes go: a calendar the addon creates and owns, or the user's main calendar.",
+    )  # no default: rows from before this field are main-calendar accounts (see init)
+    calendar_id = fields.Char(
+        "Dedicated calendar id", readonly=True, copy=False,
+        help="The calendar the addon created at the provider; kept after a switch to the main "
+        "calendar so that switching back reuses it.",
+    )
+    calendar_create_guard = fields.Char(readonly=True, copy=False)
+    calendar_create_sent_at = fields.Datetime(
+        readonly=True, copy=False,
+        help="A calendar create went out and its answer is not recorded yet.",
+    )
     connected_at = fields.Datetime("Connected since", readonly=True)
     last_push_at = fields.Datetime("Last successful push", readonly=True)
     last_error = fields.Char(readonly=True)
@@ -56,6 +72,10 @@ class ImpactCalendarAccount(models.Model):
     _sql_constraints = [
         ("user_uniq", "unique(user_id)", "A user connects one external calendar at a time."),
     ]
+
+    def init(self):
+        # Accounts connected before destinations existed push into the main calendar.
+        self.env.cr.execute("UPDATE impact_calendar_account SET destination = %s WHERE destination IS NULL", (MAIN,))
 
     @api.depends("link_ids.state", "link_ids.dirty", "link_ids.external_id")
     def _compute_link_counts(self):
@@ -110,6 +130,34 @@ class ImpactCalendarAccount(models.Model):
         return providers.get(self.provider)
 
     @api.model
+    def _destination_settings(self):
+        """(default destination, forced?) from the system parameters."""
+        get = self.env["ir.config_parameter"].sudo().get_param
+        default = get("impact_calendar.default_destination") or DEDICATED
+        if default not in DESTINATIONS:
+            default = DEDICATED
+        return default, get("impact_calendar.force_destination") in ("1", "True", "true")
+
+    @api.model
+    def _choose_destination(self, requested=None):
+        """The destination a connection gets: the requested one unless an admin forced one."""
+        default, forced = self._destination_settings()
+        if forced or requested not in DESTINATIONS:
+            return default
+        return requested
+
+    @api.model
+    def _calendar_name(self):
+        name = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.dedicated_calendar_name")
+        return (name or "").strip() or DEFAULT_CALENDAR_NAME
+
+    def _target_calendar(self):
+        """The calendar classes must be in: None for the main calendar, else the dedicated one's
+        id (False while it is not created yet)."""
+        self.ensure_one()
+        return self.calendar_id or False if self.destination == DEDICATED else None
+
+    @api.model
     def _redirect_uri(self, provider):
         base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
         return f"{base.rstrip('/')}/impact_calendar/oauth/{provider}/callback"
@@ -128,12 +176,13 @@ class ImpactCalendarAccount(models.Model):
         )
         credential._write_tokens(tokens)
 
-    def _client(self):
-        """The provider client acting for this account; persists refreshed/rotated tokens."""
+    def _client(self, calendar_id=None):
+        """The provider client acting for this account (events into ``calendar_id``, None: the
+        main calendar); persists refreshed/rotated tokens."""
         self.ensure_one()
         tokens = self._credential()._read_tokens()
         config = self._provider_config(self.provider)
-        return self._provider().client(config, tokens, on_tokens=self._store_tokens)
+        return self._provider().client(config, tokens, on_tokens=self._store_tokens, calendar_id=calendar_id)
 
     # -- lifecycle --------------------------------------------------------------------
     @api.model
@@ -148,8 +197,9 @@ class ImpactCalendarAccount(models.Model):
         return account
 
     @api.model
-    def _connect(self, user, provider, tokens, email):
-        """Called by the OAuth callback once the provider gave us tokens."""
+    def _connect(self, user, provider, tokens, email, destination=None):
+        """Called by the OAuth callback once the provider gave us tokens. A reconnect with the
+        other ``destination`` is a switch: every future class moves at the next pushes."""
         account = self._check_can_connect(user, provider)
         values = {
             "provider": provider,
@@ -157,12 +207,16 @@ class ImpactCalendarAccount(models.Model):
             "state": "connected",
             "last_error": False,
             "connected_at": fields.Datetime.now(),
+            "destination": self._choose_destination(destination),
         }
         if account:
             # Another mailbox replaces the old one: its grant goes. For the same mailbox the
             # grant is shared, and Google's revocation would kill the new token with the old.
             same = (account.email or "").lower() == (email or "").lower()
             old_tokens = None if same else account._readable_tokens()
+            if not same:
+                # The dedicated calendar belongs to the old mailbox; the same one reuses it.
+                values.update(calendar_id=False, calendar_create_guard=False, calendar_create_sent_at=False)
             account.write(values)
         else:
             old_tokens = None
@@ -211,7 +265,7 @@ class ImpactCalendarAccount(models.Model):
         """Disconnect: remove our future events first (unless kept), then revoke and erase."""
         self._check_owner_or_manager()
         for account in self.sudo():
-            if keep_events or account.state == "needs_reconnect" or not account.synced_count:
+            if keep_events or account.state == "needs_reconnect" or not (account.synced_count or account.calendar_id):
                 account._revoke_and_erase()
                 continue
             # The cron removes our future events, then erases; by the deadline in any case.
@@ -259,10 +313,20 @@ class ImpactCalendarAccount(models.Model):
         for account in self.sudo().filtered(lambda a: a.state == "disconnecting"):
             links = account.link_ids
             waiting = links.filtered(lambda link: link.dirty and link.state != outbox.REJECTED)
-            if waiting and account.disconnect_deadline and account.disconnect_deadline > now:
+            before_deadline = account.disconnect_deadline and account.disconnect_deadline > now
+            if waiting and before_deadline:
                 continue
+            calendar_left = account.calendar_id and not account._delete_dedicated_calendar()
+            if calendar_left and before_deadline:
+                continue  # the provider did not answer: try again at the next run
             left = len(links.filtered("external_id"))
             notice = self.env._("Your external calendar is disconnected.")
+            if calendar_left:
+                notice += " " + self.env._(
+                    "The calendar “%(name)s” could not be deleted from %(account)s: delete it there.",
+                    name=account._calendar_name(),
+                    account=account.email,
+                )
             if left:
                 notice += " " + self.env._(
                     "%(count)s class(es) could not be removed from %(account)s: delete them there.",
@@ -272,6 +336,22 @@ class ImpactCalendarAccount(models.Model):
             user = account.user_id
             account._revoke_and_erase()
             user.sudo().impact_calendar_notice_text = notice
+
+    def _delete_dedicated_calendar(self):
+        """Delete our calendar with every class in it, in one call. True when it is gone."""
+        self.ensure_one()
+        try:
+            outcome = self._client().delete_calendar(self.calendar_id)
+        except Exception as exc:  # pylint: disable=broad-except
+            # Unreadable tokens or unsafe settings: the deadline erases the tokens anyway.
+            _logger.info("Calendar account %s: cannot delete its calendar: %s", self.id, exc)
+            return False
+        if outcome.kind not in (Kind.DONE, Kind.GONE):
+            _logger.info("Calendar account %s: calendar delete failed: %s", self.id, outcome.message)
+            return False
+        outbox.forget_calendar(self.env.cr, self.id, self.calendar_id)
+        self.calendar_id = False
+        return True
 
     @api.autovacuum
     def _gc_expired_disconnects(self):

@@ -68,6 +68,11 @@ class ImpactCalendarLink(models.Model):
     )
     provider = fields.Selection(related="account_id.provider")
     external_id = fields.Char(readonly=True, copy=False)
+    external_calendar = fields.Char(
+        readonly=True, copy=False,
+        help="The calendar the external event is in: empty for the user's main calendar, else the "
+        "id of the dedicated calendar the addon created.",
+    )
     generation = fields.Integer(default=0, readonly=True)
     pushed_hash = fields.Char(readonly=True)
     dirty = fields.Boolean(default=True, readonly=True)  # partial index in init()

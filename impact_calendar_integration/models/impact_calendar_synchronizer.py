@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 
 import psycopg2.errors
 
@@ -14,6 +15,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..sync import engine, outbox, payload, policy
+from ..sync.outcomes import Kind
 from ..sync.providers.base import CREATE
 from ..sync.vault import VaultKeyError
 
@@ -29,6 +31,7 @@ RECORD_ATTEMPTS = 3  # a recording that conflicts is recorded again, then its cl
 # beside it. An isolated change, long after the last run, is not delayed at all.
 RUN_GAP = 0.25
 _last_run_end = {}  # database name -> time.monotonic() when the last run of this process ended
+CALENDAR_WAIT = 10  # seconds classes wait while another worker creates their calendar
 
 
 class ImpactCalendarSynchronizer(models.AbstractModel):
@@ -169,8 +172,9 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         if account.state == "needs_reconnect":
             settle = [(link, engine.paused(account.last_error)) for link in links]
         else:
+            target = account._target_calendar()
             for link in links:
-                step = self._plan(link, account)
+                step = self._plan(link, account, target)
                 if isinstance(step, engine.Transition):
                     settle.append((link, step))
                 else:
@@ -192,20 +196,138 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         if reconnect:
             account._mark_needs_reconnect(reconnect)
         self._apply(account, settle, token, seqs)
+        if any(op.meta.get("calendar") is False for op in ops):
+            ops = self._into_dedicated_calendar(account, client, ops, op_links, token, seqs)
         if not ops:
             return
         # A worker that dies after the provider made an event leaves this mark behind, so that
         # the retried create's answer (the old event) is followed by an update.
         outbox.mark_create_sent(self.env.cr, [op.key for op in ops if op.action == CREATE])
         self._commit()
-        outcomes = client.push(ops)
+        outcomes = {}
+        by_calendar = defaultdict(list)
+        for op in ops:
+            by_calendar[op.meta.get("calendar")].append(op)
+        for calendar_id, calendar_ops in by_calendar.items():
+            client.calendar_id = calendar_id
+            outcomes.update(client.push(calendar_ops))
+        overrides = self._check_lost_calendars(account, client, ops, outcomes, op_links)
         # Tokens the provider rotated during the push are kept, whatever follows.
         self._commit(read_committed=True)
-        self._record_results(account, ops, op_links, outcomes, token, seqs)
+        self._record_results(account, ops, op_links, outcomes, token, seqs, overrides)
 
-    def _record_results(self, account, ops, op_links, outcomes, token, seqs):
+    # -- the dedicated calendar ----------------------------------------------------------------
+    def _into_dedicated_calendar(self, account, client, ops, op_links, token, seqs):
+        """Ops waiting for the dedicated calendar get its id, once it exists (made here if
+        need be); if it cannot be made now, their links wait. Returns the ops to send."""
+        calendar_id, waiting = self._ensure_calendar(account, client)
+        if calendar_id:
+            for op in ops:
+                if op.meta.get("calendar") is False:
+                    op.meta["calendar"] = calendar_id
+            return ops
+        self._apply(account, [(op_links[op.key], waiting) for op in ops if op.meta.get("calendar") is False], token, seqs)
+        self._commit()
+        return [op for op in ops if op.meta.get("calendar") is not False]
+
+    def _ensure_calendar(self, account, client):
+        """(calendar id, None), or (False, the Transition of the classes waiting for it).
+
+        Crash safety: a guard and a "create sent" time are committed before the call. Another
+        worker that finds a recent mark waits instead of creating a second calendar; one that
+        finds an old mark (the worker died) sends the create again as a resend, with the same
+        guard, so that a provider able to find the first try's calendar returns it."""
+        cr = self.env.cr
+        cr.execute(
+            """SELECT calendar_id, calendar_create_guard, calendar_create_sent_at
+                 FROM impact_calendar_account WHERE id = %s FOR UPDATE""",
+            (account.id,),
+        )
+        calendar_id, guard, sent_at = cr.fetchone()
+        if calendar_id:
+            self._commit()
+            return calendar_id, None
+        if sent_at and sent_at > fields.Datetime.now() - timedelta(seconds=LEASE_SECONDS):
+            self._commit()
+            return False, engine.waiting(CALENDAR_WAIT, self.env._("The calendar is being created."))
+        resent = bool(sent_at)
+        guard = guard or uuid.uuid4().hex
+        cr.execute(
+            """UPDATE impact_calendar_account SET calendar_create_guard = %s,
+                      calendar_create_sent_at = (now() AT TIME ZONE 'UTC') WHERE id = %s""",
+            (guard, account.id),
+        )
+        self._commit()
+        name = account._calendar_name()
+        outcome = client.create_calendar(name, guard, resent=resent)
+        self._commit(read_committed=True)
+        account.invalidate_recordset()
+        if not outcome.ok:
+            if outcome.kind in (Kind.REJECTED, Kind.AUTH_REVOKED, Kind.GONE):
+                # Refused: nothing was made, the next try is not a resend.
+                cr.execute("UPDATE impact_calendar_account SET calendar_create_sent_at = NULL WHERE id = %s", (account.id,))
+            self._commit()
+            return False, engine.calendar_failed(outcome)
+        cr.execute(
+            """UPDATE impact_calendar_account SET calendar_id = %s, calendar_create_guard = NULL,
+                      calendar_create_sent_at = NULL WHERE id = %s""",
+            (outcome.external_id, account.id),
+        )
+        if resent and not account._provider().calendar_create_idempotent:
+            # The lost try may have made a calendar we can neither find nor use: say so.
+            self._notify(account, self.env._(
+                "An interrupted attempt may have left an empty calendar “%(name)s” in %(account)s; "
+                "you can delete it. Your classes are in the newest one.",
+                name=name, account=account.email,
+            ))
+        account.invalidate_recordset()
+        self._commit()
+        return outcome.external_id, None
+
+    def _check_lost_calendars(self, account, client, ops, outcomes, op_links):
+        """Odoo is the truth: a dedicated calendar the user deleted is forgotten, with every
+        class in it; the next round makes a new calendar and pushes them again. Returns the
+        Transitions that replace the outcomes of ops into a lost calendar."""
+        suspects = {op.meta["calendar"] for op in ops if engine.calendar_suspect(op, outcomes[op.key])}
+        lost = set()
+        for calendar_id in suspects:
+            if client.get_calendar(calendar_id).kind is Kind.GONE:
+                lost.add(calendar_id)
+        if not lost:
+            return {}
+        self._commit(read_committed=True)
+        cr = self.env.cr
+        for calendar_id in lost:
+            cr.execute(
+                "UPDATE impact_calendar_account SET calendar_id = NULL WHERE id = %s AND calendar_id = %s",
+                (account.id, calendar_id),
+            )
+            outbox.forget_calendar(cr, account.id, calendar_id)
+        account.invalidate_recordset()
+        if account.state == "connected":
+            self._notify(account, self.env._(
+                "Your calendar “%(name)s” was deleted in %(account)s: a new one is created and your "
+                "classes are pushed into it again.",
+                name=account._calendar_name(), account=account.email,
+            ))
+        message = self.env._("The calendar was deleted at the provider.")
+        return {
+            op.key: engine.moved_out(self._link_state(op_links[op.key]), message)
+            for op in ops
+            if op.meta.get("calendar") in lost
+        }
+
+    @api.model
+    def _notify(self, account, text):
+        account.user_id.sudo().impact_calendar_notice_text = text
+
+    def _record_results(self, account, ops, op_links, outcomes, token, seqs, overrides=None):
         """Settle every outcome with the engine and record it; a conflict records it again."""
-        results = [(op_links[op.key], engine.settle(op, outcomes[op.key], self._link_state(op_links[op.key]))) for op in ops]
+        overrides = overrides or {}
+        results = [
+            (op_links[op.key], overrides.get(op.key) or engine.settle(op, outcomes[op.key], self._link_state(op_links[op.key])))
+            for op in ops
+        ]
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 self._apply(account, results, token, seqs)
@@ -226,10 +348,12 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             generation=link.generation,
             attempts=link.attempts,
             create_sent=link.create_sent,
+            calendar=link.external_calendar or None,
         )
 
-    def _plan(self, link, account):
-        """What to do for one link: an Operation to send or a Transition to record."""
+    def _plan(self, link, account, target=None):
+        """What to do for one link: an Operation to send or a Transition to record.
+        ``target``: the calendar the class goes to (``account._target_calendar()``)."""
         provider = account._provider()
         try:
             snapshot = self._desired_snapshot(link, account)
@@ -243,6 +367,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             body,
             client_id_for=lambda generation: provider.client_id(namespace, link.event_ref, link.user_id.id, generation),
             forget=body is None and bool(link.external_id) and self._forget_instead_of_delete(link, account),
+            calendar=target,
         )
 
     def _apply(self, account, results, token, seqs):
@@ -266,7 +391,10 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             account.sudo().write(values)
 
     def _forget_instead_of_delete(self, link, account):
-        """Past classes stay in the calendar when syncing stops (disconnect, group lost)."""
+        """Past classes stay in the calendar when syncing stops (disconnect, group lost).
+        A disconnect deletes the dedicated calendar in one call: nothing to do per class."""
+        if account.state == "disconnecting" and account.calendar_id and link.external_calendar == account.calendar_id:
+            return True
         if self._user_enabled(account) and account.state == "connected":
             return False
         event = link.event_id

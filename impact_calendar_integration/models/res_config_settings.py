@@ -61,6 +61,23 @@ class ResConfigSettings(models.TransientModel):
         default="[]",
         help="Which calendar events count as bookable availabilities (empty: every event the instructor organizes).",
     )
+    impact_calendar_dedicated_calendar_name = fields.Char(
+        "Dedicated calendar name",
+        config_parameter="impact_calendar.dedicated_calendar_name",
+        default="Classes",
+        help="Name of the calendar the addon creates in each instructor's account.",
+    )
+    impact_calendar_default_destination = fields.Selection(
+        [("dedicated", "A dedicated calendar"), ("main", "The instructor's main calendar")],
+        string="Classes go to",
+        config_parameter="impact_calendar.default_destination",
+        default="dedicated",
+    )
+    impact_calendar_force_destination = fields.Boolean(
+        "Same for everyone",
+        config_parameter="impact_calendar.force_destination",
+        help="Instructors cannot choose: every new connection uses this destination.",
+    )
     impact_calendar_google_redirect_uri = fields.Char(
         "Google redirect URI", compute="_compute_impact_calendar_redirect_uris"
     )

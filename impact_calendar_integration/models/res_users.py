@@ -3,7 +3,8 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
 from ..sync import outbox, providers
-from .impact_calendar_account import PROVIDERS
+from ..sync.config import DEDICATED, MAIN
+from .impact_calendar_account import DESTINATION_CHOICES, PROVIDERS
 
 GROUP = "impact_calendar_integration.group_calendar_integration"
 MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
@@ -21,6 +22,10 @@ PREFERENCE_FIELDS = [
     "impact_calendar_synced_count",
     "impact_calendar_native_conflict",
     "impact_calendar_notice",
+    "impact_calendar_destination",
+    "impact_calendar_destination_choice",
+    "impact_calendar_destination_forced",
+    "impact_calendar_calendar_name",
 ]
 
 
@@ -49,6 +54,18 @@ class ResUsers(models.Model):
     impact_calendar_synced_count = fields.Integer(compute="_compute_impact_calendar", string="Classes in calendar")
     impact_calendar_native_conflict = fields.Boolean(compute="_compute_impact_calendar")
     impact_calendar_notice = fields.Char("External calendar notice", compute="_compute_impact_calendar")
+    impact_calendar_destination = fields.Selection(
+        DESTINATION_CHOICES, compute="_compute_impact_calendar", string="Classes go to"
+    )
+    impact_calendar_destination_choice = fields.Selection(
+        DESTINATION_CHOICES, string="Put my classes in",
+        compute="_compute_impact_calendar_destination_choice", inverse="_inverse_impact_calendar_destination_choice",
+        help="Where Connect sends your classes: a calendar of their own (only what Odoo created is "
+        "reachable), or your main calendar. Reconnect with the other choice to move them.",
+    )
+    impact_calendar_destination_forced = fields.Boolean(compute="_compute_impact_calendar_destination_choice")
+    impact_calendar_calendar_name = fields.Char(compute="_compute_impact_calendar_destination_choice", string="Calendar name")
+    impact_calendar_destination_pref = fields.Selection(DESTINATION_CHOICES, groups="base.group_system", copy=False)
     impact_calendar_notice_text = fields.Char(
         groups="base.group_system", copy=False,
         help="Outcome of the last connection attempt, shown once in Preferences.",
@@ -57,6 +74,28 @@ class ResUsers(models.Model):
     @property
     def SELF_READABLE_FIELDS(self):
         return super().SELF_READABLE_FIELDS + PREFERENCE_FIELDS
+
+    @property
+    def SELF_WRITEABLE_FIELDS(self):
+        return super().SELF_WRITEABLE_FIELDS + ["impact_calendar_destination_choice"]
+
+    @api.depends_context("uid")
+    def _compute_impact_calendar_destination_choice(self):
+        accounts = self.env["impact.calendar.account"]
+        default, forced = accounts._destination_settings()
+        name = accounts._calendar_name()
+        for user in self:
+            # The choice is the user's own business: nothing shows on another user's record.
+            own = user == self.env.user
+            choice = default if forced else (user.sudo().impact_calendar_destination_pref or default)
+            user.impact_calendar_destination_choice = choice if own else False
+            user.impact_calendar_destination_forced = forced and own
+            user.impact_calendar_calendar_name = name if own else False
+
+    def _inverse_impact_calendar_destination_choice(self):
+        for user in self:
+            if user == self.env.user:  # a choice for oneself only; applied by the next Connect
+                user.sudo().impact_calendar_destination_pref = user.impact_calendar_destination_choice
 
     @api.depends_context("uid")
     def _compute_impact_calendar(self):
@@ -80,6 +119,7 @@ class ResUsers(models.Model):
             user.impact_calendar_synced_count = account.synced_count
             user.impact_calendar_native_conflict = bool(account) and account.native_sync_conflict
             user.impact_calendar_notice = user.sudo().impact_calendar_notice_text if user in visible else False
+            user.impact_calendar_destination = account.destination
 
     def _impact_native_sync_active(self, provider):
         """Whether Odoo's own google_calendar / microsoft_calendar already syncs this user."""
@@ -95,11 +135,12 @@ class ResUsers(models.Model):
         if self != self.env.user or not self.env.user.has_group(GROUP):
             raise AccessError(self.env._("Only you can connect your own external calendar."))
 
-    def _impact_start_url(self, provider):
+    def _impact_start_url(self, provider, destination=None):
         self._impact_check_self()
+        destination = destination or self.impact_calendar_destination_choice
         return {
             "type": "ir.actions.act_url",
-            "url": f"/impact_calendar/oauth/{provider}/start",
+            "url": f"/impact_calendar/oauth/{provider}/start?destination={destination}",
             "target": "self",
         }
 
@@ -108,6 +149,13 @@ class ResUsers(models.Model):
 
     def action_impact_calendar_connect_microsoft(self):
         return self._impact_start_url("microsoft")
+
+    def action_impact_calendar_switch_destination(self):
+        """Reconnect the same provider with the other destination: the classes move."""
+        self._impact_check_self()
+        account = self.impact_calendar_account_id
+        other = MAIN if account.destination == DEDICATED else DEDICATED
+        return self._impact_start_url(account.provider, other)
 
     def action_impact_calendar_disconnect(self):
         self._impact_check_self()

@@ -7,7 +7,23 @@ from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT = 20  # seconds, for every HTTP call of the core
 
-GOOGLE_SCOPES = ("https://www.googleapis.com/auth/calendar.events", "openid", "email")
+# Where an account's classes go: a calendar the addon creates, or the user's main calendar.
+DEDICATED = "dedicated"
+MAIN = "main"
+DESTINATIONS = (DEDICATED, MAIN)
+DEFAULT_CALENDAR_NAME = "Classes"
+
+GOOGLE_API_SCOPE = "https://www.googleapis.com/auth/"
+# Least privilege per destination, checked against the scopes each method of the calendar.v3.json
+# discovery document accepts: ``calendar.app.created`` covers calendars.insert/get/delete and the
+# events of the calendars this app created only (never ``primary``); ``calendar.events.owned``
+# covers events.insert/get/patch/delete on the calendars the user owns, narrower than
+# ``calendar.events`` (which also reaches calendars merely shared with the user).
+GOOGLE_DESTINATION_SCOPES = {
+    DEDICATED: (GOOGLE_API_SCOPE + "calendar.app.created", "openid", "email"),
+    MAIN: (GOOGLE_API_SCOPE + "calendar.events.owned", "openid", "email"),
+}
+GOOGLE_SCOPES = GOOGLE_DESTINATION_SCOPES[MAIN]
 MICROSOFT_SCOPES = ("Calendars.ReadWrite", "User.Read")  # MSAL adds openid profile offline_access
 
 

@@ -32,6 +32,7 @@ class LinkState:
     generation: int = 0
     attempts: int = 0
     create_sent: bool = False
+    calendar: str = None  # where ``external_id`` lives: None the main calendar, else our calendar's id
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,28 @@ class Transition:
     hold: float = None
     reconnect: str = None
     account_error: str = None
+    calendar: str = None  # where ``external_id`` lives from now on
 
 
-def plan(key, link, body, client_id_for=None, forget=False):
+def plan(key, link, body, client_id_for=None, forget=False, calendar=None):
     """The Operation to send for link ``key``, or a Transition when no call is needed.
 
     ``body``: what the external event must show, or None when it must not exist.
     ``client_id_for(generation)``: the provider's idempotent create id.
     ``forget``: syncing stopped and the class is over: leave the event where it is.
+    ``calendar``: where the event must be (None: the main calendar). An event in another calendar
+    (the user switched destination) is first deleted there, then created here: each step is
+    recorded, so an interrupted move resumes and never leaves two copies.
+    Every Operation's ``meta["calendar"]`` names the calendar it goes to.
     """
     if body is None:
         if link.external_id and not forget:
-            return Operation(key=key, action=DELETE, external_id=link.external_id)
+            return Operation(key=key, action=DELETE, external_id=link.external_id, meta={"calendar": link.calendar})
         return Transition(DONE, generation=link.generation)
+    if link.external_id and link.calendar != calendar:
+        return Operation(
+            key=key, action=DELETE, external_id=link.external_id, meta={"calendar": link.calendar, "move": True}
+        )
     body_hash = payload.body_hash(body)
     if not link.external_id:
         return Operation(
@@ -74,12 +84,21 @@ def plan(key, link, body, client_id_for=None, forget=False):
             action=CREATE,
             body=body,
             client_id=client_id_for(link.generation) if client_id_for else None,
-            meta={"hash": body_hash, "resent": link.create_sent},
+            meta={"hash": body_hash, "resent": link.create_sent, "calendar": calendar},
         )
     if body_hash == link.pushed_hash:
         # Coalescing: whatever happened since the last push, the provider already shows this.
-        return Transition(DONE, external_id=link.external_id, pushed_hash=body_hash, generation=link.generation)
-    return Operation(key=key, action=UPDATE, body=body, external_id=link.external_id, meta={"hash": body_hash})
+        return Transition(
+            DONE, external_id=link.external_id, pushed_hash=body_hash, generation=link.generation, calendar=calendar
+        )
+    return Operation(
+        key=key, action=UPDATE, body=body, external_id=link.external_id, meta={"hash": body_hash, "calendar": calendar}
+    )
+
+
+def moved_out(link, message=None):
+    """The event left its calendar (moved, or the calendar itself is gone): create it anew."""
+    return Transition(RECREATE, generation=link.generation + 1, message=message)
 
 
 def rejected(message):
@@ -97,9 +116,29 @@ def waiting(delay, message):
     return Transition(RETRY, delay=delay, message=message)
 
 
+def calendar_failed(outcome, rng=random):
+    """The dedicated calendar could not be made: what the classes waiting for it do meanwhile."""
+    kind = outcome.kind
+    message = outcome.message or kind.value
+    if kind is Kind.AUTH_REVOKED:
+        return Transition(PAUSED, message=message, reconnect=message)
+    if kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
+        delay = policy.retry_delay(outcome, 1, rng=rng)
+        return Transition(RETRY, delay=delay, message=message, hold=delay if kind is Kind.RATE_LIMITED else None)
+    return Transition(RETRY, delay=policy.MAX_DELAY, message=message, account_error=message)
+
+
+def calendar_suspect(op, outcome):
+    """Whether an answer may mean that the calendar itself is gone (a 404 on a create too)."""
+    return op.meta.get("calendar") is not None and (outcome.kind is Kind.GONE or outcome.status == 404)
+
+
 def settle(op, outcome, link, rng=random):
     """The Transition an ``outcome`` of ``op`` leads to, for a link in state ``link``."""
     kind = outcome.kind
+    if op.meta.get("move") and kind in (Kind.DONE, Kind.GONE):
+        # Removed from the old calendar: the next round creates it in the new one.
+        return moved_out(link)
     retried_create = op.action == CREATE and (outcome.status == 409 or link.attempts or op.meta.get("resent"))
     if kind is Kind.DONE and retried_create:
         # A retried create may be answered with the event an earlier try made from an older
@@ -107,13 +146,13 @@ def settle(op, outcome, link, rng=random):
         # the next round sends the current body as an update.
         return Transition(
             CREATED_UNVERIFIED, external_id=outcome.external_id or op.external_id,
-            generation=link.generation, pushed=True,
+            generation=link.generation, pushed=True, calendar=op.meta.get("calendar"),
         )
     if kind is Kind.DONE or (kind is Kind.GONE and op.action == DELETE):
         external_id = None if op.action == DELETE else (outcome.external_id or op.external_id)
         return Transition(
             DONE, external_id=external_id, pushed_hash=op.meta.get("hash") if external_id else None,
-            generation=link.generation, pushed=True,
+            generation=link.generation, pushed=True, calendar=op.meta.get("calendar") if external_id else None,
         )
     if kind is Kind.GONE:
         # Odoo is the truth: the event vanished at the provider (or its id is burned), recreate.

@@ -31,15 +31,17 @@ def code_challenge(code_verifier):
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def authorization_url(config, redirect_uri, state, code_verifier):
+def authorization_url(config, redirect_uri, state, code_verifier, scopes=GOOGLE_SCOPES):
     params = {
         "client_id": config.client_id,
         "redirect_uri": redirect_uri,
         "response_type": "code",
-        "scope": " ".join(GOOGLE_SCOPES),
+        "scope": " ".join(scopes),
         # offline + consent: Google only returns a refresh token on a fresh consent.
         "access_type": "offline",
         "prompt": "consent",
+        # Keeps what an earlier consent of this app granted: a switch from the main calendar to a
+        # dedicated one still needs to remove the classes it left in the main calendar.
         "include_granted_scopes": "true",
         "state": state,
         "code_challenge": code_challenge(code_verifier),

@@ -161,10 +161,13 @@ def record(cr, link_id, token, seq, transition):
     kind = transition.kind
     if kind == engine.DONE:
         return finish_done(
-            cr, link_id, token, seq, transition.external_id, transition.pushed_hash, transition.generation
+            cr, link_id, token, seq, transition.external_id, transition.pushed_hash, transition.generation,
+            transition.calendar,
         )
     if kind == engine.CREATED_UNVERIFIED:
-        return finish_created_unverified(cr, link_id, token, seq, transition.external_id, transition.generation)
+        return finish_created_unverified(
+            cr, link_id, token, seq, transition.external_id, transition.generation, transition.calendar
+        )
     if kind == engine.RECREATE:
         return finish_recreate(cr, link_id, token, seq, transition.generation, transition.message)
     if kind == engine.RETRY:
@@ -195,18 +198,20 @@ def _finish(cr, link_id, token, seq, assignments, params):
     return cr.rowcount == 1
 
 
-def finish_done(cr, link_id, token, seq, external_id, pushed_hash, generation):
+def finish_done(cr, link_id, token, seq, external_id, pushed_hash, generation, calendar=None):
     """The provider holds exactly what we meant (created, updated, deleted or nothing to do)."""
     return _finish(
         cr,
         link_id,
         token,
         seq,
-        "external_id = %(external_id)s, pushed_hash = %(hash)s, generation = %(generation)s,"
+        "external_id = %(external_id)s, external_calendar = %(calendar)s,"
+        " pushed_hash = %(hash)s, generation = %(generation)s,"
         " state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL,"
         " last_push_at = (now() AT TIME ZONE 'UTC')",
         {
             "external_id": external_id,
+            "calendar": calendar if external_id else None,
             "hash": pushed_hash,
             "generation": generation,
             "state": SYNCED,
@@ -215,7 +220,7 @@ def finish_done(cr, link_id, token, seq, external_id, pushed_hash, generation):
     )
 
 
-def finish_created_unverified(cr, link_id, token, seq, external_id, generation):
+def finish_created_unverified(cr, link_id, token, seq, external_id, generation, calendar=None):
     """A create answered with an event an earlier try of it may have made (its answer was lost,
     then the class changed): keep the event's id, forget the hash and stay dirty, so that the next
     round sends the current body as an update."""
@@ -224,9 +229,9 @@ def finish_created_unverified(cr, link_id, token, seq, external_id, generation):
         link_id,
         token,
         seq,
-        "external_id = %(external_id)s, pushed_hash = NULL, generation = %(generation)s,"
-        " state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL",
-        {"external_id": external_id, "generation": generation, "state": PENDING, "clean_dirty": True},
+        "external_id = %(external_id)s, external_calendar = %(calendar)s, pushed_hash = NULL,"
+        " generation = %(generation)s, state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL",
+        {"external_id": external_id, "calendar": calendar, "generation": generation, "state": PENDING, "clean_dirty": True},
     )
 
 
@@ -237,8 +242,8 @@ def finish_recreate(cr, link_id, token, seq, generation, message):
         link_id,
         token,
         seq,
-        "external_id = NULL, pushed_hash = NULL, generation = %(generation)s, state = %(state)s,"
-        " next_try = NULL, last_error = %(message)s",
+        "external_id = NULL, external_calendar = NULL, pushed_hash = NULL, generation = %(generation)s,"
+        " state = %(state)s, next_try = NULL, last_error = %(message)s",
         {"generation": generation, "message": message, "state": PENDING, "clean_dirty": True},
     )
 
@@ -279,6 +284,23 @@ def finish_paused(cr, link_id, token, seq, message):
         "state = %(state)s, last_error = %(message)s",
         {"message": message, "state": PAUSED, "clean_dirty": True},
     )
+
+
+def forget_calendar(cr, account_id, calendar_id):
+    """The calendar ``calendar_id`` is gone (the user deleted it, or we did on disconnect): the
+    account's events there went with it. Links not held by a worker forget them and are pushed
+    again (new generation); held links are settled by their holder."""
+    cr.execute(
+        """UPDATE impact_calendar_link
+              SET external_id = NULL, external_calendar = NULL, pushed_hash = NULL,
+                  generation = generation + 1, dirty = true, change_seq = change_seq + 1,
+                  state = %(pending)s, next_try = NULL, attempts = 0
+            WHERE id IN (SELECT id FROM impact_calendar_link
+                          WHERE account_id = %(account)s AND external_calendar = %(calendar)s
+                            AND claim_token IS NULL ORDER BY id FOR UPDATE)""",
+        {"pending": PENDING, "account": account_id, "calendar": calendar_id},
+    )
+    return cr.rowcount
 
 
 def mark_create_sent(cr, link_ids):

@@ -18,11 +18,12 @@ def make_user(env, login, integration=True, manager=False):
     return new_test_user(env, login=login, groups=groups, name=login.title(), tz="Europe/Brussels")
 
 
-def connect_offline(user, provider="google", email=None, tokens=None):
-    """An account connected without a provider round trip (tests that do not push)."""
+def connect_offline(user, provider="google", email=None, tokens=None, destination="main"):
+    """An account connected without a provider round trip (tests that do not push, or push
+    with tokens the emulator issued for the main calendar)."""
     tokens = tokens or TokenSet(access_token="at-" + user.login, refresh_token="rt-" + user.login)
     return user.env["impact.calendar.account"].sudo()._connect(
-        user, provider, tokens, email or f"{user.login}@example.com"
+        user, provider, tokens, email or f"{user.login}@example.com", destination
     )
 
 

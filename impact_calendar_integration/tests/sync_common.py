@@ -16,6 +16,8 @@ from .emulators import google, microsoft, tls
 
 class SyncCase(TransactionCase):
     provider = "google"
+    # The behaviour table's tests keep to the main calendar; test_dedicated covers the other.
+    destination = "main"
 
     @classmethod
     def setUpClass(cls):
@@ -49,13 +51,20 @@ class SyncCase(TransactionCase):
     def synchronizer(self):
         return self.env["impact.calendar.synchronizer"]
 
-    def connect(self, user, email):
+    def connect(self, user, email, destination=None):
+        """A consent for ``destination`` (default: the class's), as the OAuth callback makes it."""
+        destination = destination or self.destination
         if self.provider == "google":
-            access, refresh = self.emulator.issue_tokens(email)
+            # The scopes the start route asks for, plus what the user granted before
+            # (include_granted_scopes=true, as Google does).
+            scopes = providers.get("google").scopes_for(destination)
+            with self.emulator._state_lock:  # pylint: disable=protected-access
+                earlier = {s for g in self.emulator.grants if g.email == email and not g.revoked for s in g.scopes}
+            access, refresh = self.emulator.issue_tokens(email, scopes=tuple(scopes) + tuple(sorted(earlier - set(scopes))))
             tokens = TokenSet(access_token=access, refresh_token=refresh, expires_at=time.time() + 3000)
         else:
             tokens = self._microsoft_tokens(email)
-        return self.env["impact.calendar.account"].sudo()._connect(user, self.provider, tokens, email)
+        return self.env["impact.calendar.account"].sudo()._connect(user, self.provider, tokens, email, destination)
 
     def _microsoft_tokens(self, email):
         import requests  # pylint: disable=import-outside-toplevel

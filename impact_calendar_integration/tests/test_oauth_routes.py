@@ -36,8 +36,9 @@ class TestOAuthRoutes(HttpCase):
         self.microsoft.consent_as = "member@outlook.example"
 
     # -- helpers ------------------------------------------------------------------------------
-    def start(self, provider):
-        response = self.url_open(f"/impact_calendar/oauth/{provider}/start", allow_redirects=False)
+    def start(self, provider, destination=None):
+        query = f"?destination={destination}" if destination else ""
+        response = self.url_open(f"/impact_calendar/oauth/{provider}/start{query}", allow_redirects=False)
         self.assertIn(response.status_code, (302, 303), response.text[:300])
         return response.headers["Location"]
 
@@ -64,9 +65,10 @@ class TestOAuthRoutes(HttpCase):
         query = parse_qs(urlsplit(authorize).query)
         self.assertTrue(authorize.startswith(self.google.base_url + "/o/oauth2/v2/auth"))
         self.assertEqual(query["redirect_uri"], [self.base_url() + "/impact_calendar/oauth/google/callback"])
+        # A dedicated calendar by default: only the calendars the app creates, never calendar.events.
         self.assertEqual(
             set(query["scope"][0].split()),
-            {"https://www.googleapis.com/auth/calendar.events", "openid", "email"},
+            {"https://www.googleapis.com/auth/calendar.app.created", "openid", "email"},
         )
         self.assertEqual((query["access_type"], query["prompt"]), (["offline"], ["consent"]))
         self.assertEqual(query["code_challenge_method"], ["S256"])
@@ -77,6 +79,7 @@ class TestOAuthRoutes(HttpCase):
         self.assertNotIn("/web/login", location)
         account = self.account(self.member)
         self.assertEqual((account.provider, account.email, account.state), ("google", "member@gmail.example", "connected"))
+        self.assertEqual(account.destination, "dedicated")
         tokens = account._credential()._read_tokens()
         self.assertTrue(tokens.refresh_token and tokens.access_token)
         # The landing page is a page of this server that loads for the user.
@@ -97,6 +100,32 @@ class TestOAuthRoutes(HttpCase):
         account = self.account(self.member)
         self.assertEqual((account.provider, account.email, account.state), ("microsoft", "member@outlook.example", "connected"))
         self.assertTrue(account._credential()._read_tokens().msal_cache)
+
+    def test_google_main_calendar_asks_for_owned_events_only(self):
+        self.authenticate("member", "member-Passw0rd")
+        authorize = self.start("google", "main")
+        scopes = set(parse_qs(urlsplit(authorize).query)["scope"][0].split())
+        self.assertEqual(scopes, {"https://www.googleapis.com/auth/calendar.events.owned", "openid", "email"})
+        self.callback(self.consent(authorize))
+        self.assertEqual(self.account(self.member).destination, "main")
+
+    def test_default_destination_parameter_and_forced_destination(self):
+        self.authenticate("member", "member-Passw0rd")
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("impact_calendar.default_destination", "main")
+        self.assertIn("calendar.events.owned", self.start("google"))
+        params.set_param("impact_calendar.default_destination", "dedicated")
+        params.set_param("impact_calendar.force_destination", "True")
+        forced = self.start("google", "main")
+        self.assertIn("calendar.app.created", forced)
+        self.assertNotIn("calendar.events", forced)
+        self.callback(self.consent(forced))
+        self.assertEqual(self.account(self.member).destination, "dedicated")
+
+    def test_microsoft_destination_is_kept_from_start_to_callback(self):
+        self.authenticate("member", "member-Passw0rd")
+        self.callback(self.consent(self.start("microsoft", "main")))
+        self.assertEqual(self.account(self.member).destination, "main")
 
     def test_consent_denied_returns_to_preferences_with_message(self):
         self.authenticate("member", "member-Passw0rd")

@@ -53,7 +53,8 @@ class TestPreferences(TransactionCase):
     def test_connect_button_opens_the_start_route(self):
         member = make_user(self.env, "member")
         action = member.with_user(member).action_impact_calendar_connect_microsoft()
-        self.assertEqual(action["url"], "/impact_calendar/oauth/microsoft/start")
+        # A dedicated calendar unless the member chose otherwise (test_dedicated covers the choice).
+        self.assertEqual(action["url"], "/impact_calendar/oauth/microsoft/start?destination=dedicated")
 
     def test_admin_user_form_shows_status_read_only(self):
         admin = self.env.ref("base.user_admin")

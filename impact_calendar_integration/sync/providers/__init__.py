@@ -19,6 +19,10 @@ class Provider:
     pending, params, redirect_uri)`` returns ``(TokenSet, email)`` or raises ``ConnectError``.
     ``client_id(namespace, event_ref, user_ref, generation)`` makes a create idempotent.
     ``revoke(config, tokens)`` revokes the grant where the provider offers it.
+    ``destination_scopes``: {destination: scopes to ask at consent} (``config.DEDICATED`` and
+    ``config.MAIN``); ``start`` receives the destination's scopes.
+    ``calendar_create_idempotent``: whether a resent ``create_calendar`` finds the calendar an
+    earlier, unanswered try made (else such a try may leave an empty calendar behind).
     ``native_sync_status``: the ``res.users`` method of Odoo's own sync of this service, whose
     ``"sync_active"`` means Odoo already pushes the user's events there.
     """
@@ -34,7 +38,13 @@ class Provider:
     finish: object
     revoke: object = None
     scopes: tuple = ()
+    destination_scopes: dict = None
+    calendar_create_idempotent: bool = False
     native_sync_status: str = None
+
+    def scopes_for(self, destination):
+        """The consent scopes for ``destination`` (``dedicated`` or ``main``)."""
+        return tuple((self.destination_scopes or {}).get(destination) or self.scopes)
 
     def config(self, get_param):
         """The provider's config from ``get_param(key)`` (empty: the default)."""
@@ -42,8 +52,11 @@ class Provider:
         values = {name: get_param(f"impact_calendar.{self.name}_{name}") or defaults.get(name, "") for name in self.settings}
         return self.config_class(**values)
 
-    def client(self, config, tokens, on_tokens=None):
-        return self.client_class(config, tokens, on_tokens=on_tokens)
+    def client(self, config, tokens, on_tokens=None, calendar_id=None):
+        """A client writing into ``calendar_id`` (None: the user's main calendar)."""
+        client = self.client_class(config, tokens, on_tokens=on_tokens)
+        client.calendar_id = calendar_id
+        return client
 
 
 def register(provider):

@@ -38,6 +38,10 @@ class ProviderClient:
 
     #: most operations per HTTP batch request
     batch_size = 1
+    #: the calendar events go into: None is the user's main calendar, else the id of a calendar
+    #: ``create_calendar`` made. One client serves every calendar of an account (Microsoft
+    #: rotates refresh tokens: two clients of one account would race), so callers switch it.
+    calendar_id = None
 
     def push(self, operations):
         """Send ``operations`` in chunks of ``batch_size``; one stop policy for every provider:
@@ -66,6 +70,23 @@ class ProviderClient:
         raise NotImplementedError
 
     def delete(self, external_id):
+        raise NotImplementedError
+
+    # -- the dedicated calendar -----------------------------------------------------------
+    def create_calendar(self, name, guard, resent=False):
+        """Create a calendar called ``name``: an Outcome whose ``external_id`` is its id.
+
+        ``guard`` is persisted before the call and the same on every retry; ``resent`` says an
+        earlier try may have reached the provider. A provider that can find that try's calendar
+        by ``guard`` returns it instead of making a second one."""
+        raise NotImplementedError
+
+    def get_calendar(self, calendar_id):
+        """DONE when the calendar exists, GONE when the user deleted it."""
+        raise NotImplementedError
+
+    def delete_calendar(self, calendar_id):
+        """Delete a calendar with every event in it, in one call (GONE: already deleted)."""
         raise NotImplementedError
 
 

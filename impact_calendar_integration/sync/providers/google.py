@@ -1,4 +1,5 @@
-"""Google Calendar adapter: pushes our events into one user's primary calendar.
+"""Google Calendar adapter: pushes our events into one user's primary calendar or into a
+calendar it created (``calendar_id``; the ``calendar.app.created`` scope reaches only those).
 
 Built on googleapiclient's static discovery document (shipped in the package: no network for
 discovery) over an httplib2 connection authorised by google-auth, which refreshes the access
@@ -21,7 +22,7 @@ from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from .. import ids, oauth_google, payload
-from ..config import GOOGLE_SCOPES, GoogleConfig
+from ..config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, GoogleConfig
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
 from . import Provider, register
 from ..tokens import TokenSet
@@ -162,6 +163,27 @@ class GoogleCalendarClient(ProviderClient):
         )
         self.batch_uri = batch_uri(config.api_endpoint)
 
+    @property
+    def target(self):
+        """The calendar events go into: ours, or the user's primary one."""
+        return self.calendar_id or self.config.calendar_id
+
+    # -- the dedicated calendar ----------------------------------------------------------------------
+    def create_calendar(self, name, guard, resent=False):
+        # calendars.insert takes no client-supplied id and calendarList.list is not allowed with
+        # calendar.app.created: a resent create cannot find an earlier try's calendar. The caller
+        # knows (``calendar_create_idempotent`` is False) and tells the user of a possible orphan.
+        outcome = self._execute(self.service.calendars().insert(body={"summary": name}))
+        if outcome.kind is Kind.DONE and not outcome.external_id:
+            return Outcome(Kind.TRANSIENT, status=outcome.status, message="Google answered a calendar create without its id.")
+        return outcome
+
+    def get_calendar(self, calendar_id):
+        return self._execute(self.service.calendars().get(calendarId=calendar_id), external_id=calendar_id)
+
+    def delete_calendar(self, calendar_id):
+        return self._execute(self.service.calendars().delete(calendarId=calendar_id), external_id=calendar_id)
+
     # -- single calls ------------------------------------------------------------------------------
     def create(self, body, client_id):  # pylint: disable=method-required-super
         outcome = self._execute(self._insert(body, client_id))
@@ -287,19 +309,19 @@ class GoogleCalendarClient(ProviderClient):
 
     def _insert(self, body, client_id):
         return self.service.events().insert(
-            calendarId=self.config.calendar_id, body=dict(_without_attendees(body), id=client_id), sendUpdates="none"
+            calendarId=self.target, body=dict(_without_attendees(body), id=client_id), sendUpdates="none"
         )
 
     def _patch(self, external_id, body):
         return self.service.events().patch(
-            calendarId=self.config.calendar_id, eventId=external_id, body=_patch_body(body), sendUpdates="none"
+            calendarId=self.target, eventId=external_id, body=_patch_body(body), sendUpdates="none"
         )
 
     def _get(self, event_id):
-        return self.service.events().get(calendarId=self.config.calendar_id, eventId=event_id)
+        return self.service.events().get(calendarId=self.target, eventId=event_id)
 
     def _delete(self, external_id):
-        return self.service.events().delete(calendarId=self.config.calendar_id, eventId=external_id, sendUpdates="none")
+        return self.service.events().delete(calendarId=self.target, eventId=external_id, sendUpdates="none")
 
     # -- tokens --------------------------------------------------------------------------------------
     def _publish_tokens(self):
@@ -366,9 +388,9 @@ def _patch_body(body):
 
 
 # -- the registry entry ------------------------------------------------------------------------
-def _start(config, redirect_uri, state):
+def _start(config, redirect_uri, state, scopes=GOOGLE_SCOPES):
     verifier = oauth_google.new_code_verifier()
-    return oauth_google.authorization_url(config, redirect_uri, state, verifier), {"code_verifier": verifier}
+    return oauth_google.authorization_url(config, redirect_uri, state, verifier, scopes), {"code_verifier": verifier}
 
 
 def _finish(config, pending, params, redirect_uri):
@@ -394,5 +416,7 @@ PROVIDER = register(Provider(
     finish=_finish,
     revoke=_revoke,
     scopes=GOOGLE_SCOPES,
+    destination_scopes=GOOGLE_DESTINATION_SCOPES,
+    calendar_create_idempotent=False,
     native_sync_status="_get_google_sync_status",
 ))

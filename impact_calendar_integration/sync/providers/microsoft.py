@@ -1,7 +1,8 @@
 """Microsoft Graph adapter: writes our events into one user's Outlook calendar.
 
-Only four calls are ever made: create, update, delete (single or through ``$batch``) and
-``/me``. Nothing is listed or read back from the user's calendar.
+Event calls: create, update, delete (single or through ``$batch``) and ``/me``, in the default
+calendar or in a calendar we created (``calendar_id``). Events are never listed or read back;
+calendars are listed only to find the one a create whose answer was lost made (by our guard).
 """
 
 import logging
@@ -14,7 +15,7 @@ from msal.exceptions import MsalError
 from requests.structures import CaseInsensitiveDict
 
 from .. import ids, oauth_microsoft, payload
-from ..config import MICROSOFT_SCOPES, MicrosoftConfig
+from ..config import DEDICATED, MAIN, MICROSOFT_SCOPES, MicrosoftConfig
 from ..oauth_microsoft import build_app
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
 from . import Provider, register
@@ -34,6 +35,11 @@ MESSAGE_LIMIT = 500
 #: network errors, unparsable answers (ValueError), HTTP errors (MsalServiceError in
 #: recent MSAL, requests.HTTPError in older ones).
 SIGN_IN_FAILURES = (requests.RequestException, ValueError, MsalError)
+
+
+#: A single-value extended property (a named string property in our own GUID namespace) that
+#: marks the calendar a create made: the transactionId that ``POST /me/calendars`` lacks.
+GUARD_PROPERTY = "String {6f1b3f0e-2c4a-4b7e-9a51-7d0c3e8b2a64} Name impactCalendarGuard"
 
 
 @dataclass(frozen=True)
@@ -59,15 +65,53 @@ class GraphCalendarClient(ProviderClient):
         self._app = None  # built on first use: building it fetches the authority's metadata
         self._revoked = None  # why the account cannot be used any more, once we know
 
+    # -- the dedicated calendar -------------------------------------------------------------
+    def create_calendar(self, name, guard, resent=False):
+        if resent:
+            found = self._find_calendar(guard)
+            if found is not None:
+                return found
+        body = {"name": name, "singleValueExtendedProperties": [{"id": GUARD_PROPERTY, "value": guard}]}
+        outcome = self._single(CREATE, GraphRequest("POST", "/me/calendars", body))
+        if outcome.status == 409:
+            # A calendar of that name exists: the user's own, or ours from a lost answer.
+            found = self._find_calendar(guard)
+            if found is not None:
+                return found
+            body["name"] = f"{name} ({guard[:6]})"
+            outcome = self._single(CREATE, GraphRequest("POST", "/me/calendars", body))
+        return outcome
+
+    def _find_calendar(self, guard):
+        """The DONE outcome of the calendar carrying ``guard``, None when there is none, or the
+        failure of the lookup (the caller then retries later)."""
+        query = f"?$select=id,name&$expand=singleValueExtendedProperties($filter=id eq '{GUARD_PROPERTY}')"
+        response, failure = self._call(GraphRequest("GET", "/me/calendars" + query))
+        if failure is not None:
+            return failure
+        if response.status_code != 200:
+            return classify(response.status_code, response.headers, _json(response), "lookup")
+        for calendar in _json(response).get("value") or ():
+            properties = calendar.get("singleValueExtendedProperties") or ()
+            if any(p.get("id", "").lower() == GUARD_PROPERTY.lower() and p.get("value") == guard for p in properties):
+                return Outcome(Kind.DONE, external_id=calendar.get("id"), status=200)
+        return None
+
+    def get_calendar(self, calendar_id):
+        return self._single(UPDATE, GraphRequest("GET", _calendar_path(calendar_id) + "?$select=id"))
+
+    def delete_calendar(self, calendar_id):
+        return self._single(DELETE, GraphRequest("DELETE", _calendar_path(calendar_id)))
+
     # -- single operations ---------------------------------------------------------------
     def create(self, body, client_id):  # pylint: disable=method-required-super
-        return self._single(CREATE, _create_request(body, client_id))
+        return self._single(CREATE, _create_request(body, client_id, self.calendar_id))
 
     def update(self, external_id, body):
-        return self._single(UPDATE, _update_request(external_id, body))
+        return self._single(UPDATE, _update_request(external_id, body, self.calendar_id))
 
     def delete(self, external_id):
-        return self._single(DELETE, _delete_request(external_id))
+        return self._single(DELETE, _delete_request(external_id, self.calendar_id))
 
     def _single(self, action, request):
         response, failure = self._call(request)
@@ -80,7 +124,7 @@ class GraphCalendarClient(ProviderClient):
         outcomes, planned = {}, []
         for op in operations:
             try:
-                planned.append((op, request_for(op)))
+                planned.append((op, request_for(op, self.calendar_id)))
             except ValueError as exc:
                 outcomes[op.key] = Outcome(Kind.REJECTED, message=str(exc))
         if len(planned) == 1:
@@ -211,35 +255,42 @@ class GraphCalendarClient(ProviderClient):
 
 
 # -- requests of each operation ---------------------------------------------------------
-def request_for(op):
+def request_for(op, calendar_id=None):
     if op.action == CREATE:
-        return _create_request(op.body, op.client_id)
+        return _create_request(op.body, op.client_id, calendar_id)
     if op.action == UPDATE:
-        return _update_request(op.external_id, op.body)
+        return _update_request(op.external_id, op.body, calendar_id)
     if op.action == DELETE:
-        return _delete_request(op.external_id)
+        return _delete_request(op.external_id, calendar_id)
     raise ValueError(f"Unknown operation {op.action!r}")
 
 
-def _create_request(body, client_id):
+def _create_request(body, client_id, calendar_id=None):
     body = _clean(body)
     if client_id:
         body["transactionId"] = client_id  # Graph returns the same event on a retried create
-    return GraphRequest("POST", "/me/calendar/events", body)
+    root = _calendar_path(calendar_id) if calendar_id else "/me/calendar"
+    return GraphRequest("POST", root + "/events", body)
 
 
-def _update_request(external_id, body):
-    return GraphRequest("PATCH", _event_path(external_id), _clean(body))
+def _update_request(external_id, body, calendar_id=None):
+    return GraphRequest("PATCH", _event_path(external_id, calendar_id), _clean(body))
 
 
-def _delete_request(external_id):
-    return GraphRequest("DELETE", _event_path(external_id))
+def _delete_request(external_id, calendar_id=None):
+    return GraphRequest("DELETE", _event_path(external_id, calendar_id))
 
 
-def _event_path(external_id):
+def _calendar_path(calendar_id):
+    return "/me/calendars/" + quote(calendar_id, safe="")
+
+
+def _event_path(external_id, calendar_id=None):
     if not external_id:
         raise ValueError("An update or delete needs the event's id")
-    return "/me/events/" + quote(external_id, safe="")  # Graph ids may hold "=", "/" or "+"
+    # Under the calendar's path in dedicated mode: a deleted calendar answers 404 there.
+    root = _calendar_path(calendar_id) if calendar_id else "/me"
+    return root + "/events/" + quote(external_id, safe="")  # Graph ids may hold "=", "/" or "+"
 
 
 def _clean(body):
@@ -315,9 +366,9 @@ def _json(response):
 
 
 # -- the registry entry ------------------------------------------------------------------------
-def _start(config, redirect_uri, state):
+def _start(config, redirect_uri, state, scopes=MICROSOFT_SCOPES):
     try:
-        flow = oauth_microsoft.start_flow(config, redirect_uri, state)
+        flow = oauth_microsoft.start_flow(config, redirect_uri, state)  # one consent for both destinations
     except oauth_microsoft.MicrosoftAuthError as exc:
         raise ConnectError(str(exc)) from None
     return flow["auth_uri"], {"flow": flow}
@@ -343,5 +394,8 @@ PROVIDER = register(Provider(
     # Microsoft offers no revocation of one delegated refresh token: erasing it is all.
     revoke=None,
     scopes=MICROSOFT_SCOPES,
+    # Calendars.ReadWrite already covers POST /me/calendars: the same consent for both.
+    destination_scopes={DEDICATED: MICROSOFT_SCOPES, MAIN: MICROSOFT_SCOPES},
+    calendar_create_idempotent=True,
     native_sync_status="_get_microsoft_sync_status",
 ))

@@ -5,9 +5,17 @@ It follows the rules of the real service that our client depends on (client-supp
 multipart/mixed wire format, per-user quotas, request-body validation against the discovery
 document shipped in googleapiclient) so the sync core can be tested without the internet.
 
-Test controls: ``add_user``, ``login_as``, ``deny_next``, ``expire_access_tokens``,
+Secondary calendars: ``calendars.insert/get/delete`` and events under ``calendars/{id}/events``;
+deleting a calendar deletes its events. Scope rules per calendar: ``calendar`` and
+``calendar.events`` reach every calendar of the user, ``calendar.events.owned`` the ones the user
+owns (primary and secondary), ``calendar.app.created`` only the calendars this client created
+(``primary`` included in the refusal: 403); ``calendars.insert/get/delete`` need ``calendar``,
+``calendar.calendars`` or ``calendar.app.created``. ``include_granted_scopes=true`` at consent
+adds what the user granted this client before, as Google does.
+
+Test controls: ``add_user``, ``add_calendar``, ``login_as``, ``deny_next``, ``expire_access_tokens``,
 ``revoke_next_refresh``, ``revoke_user``, ``requests_per_minute``; inspection: ``events``,
-``live_events``, ``access_token_of``, ``requests`` (base class log), ``part_log`` (batch parts).
+``live_events``, ``calendars``, ``calendar_events``, ``access_token_of``, ``requests`` (base class log), ``part_log`` (batch parts).
 """
 
 import base64
@@ -35,11 +43,20 @@ from .common import LoggedRequest, LoopbackServer, Response
 
 DEFAULT_CLIENT_ID = "emulator-client.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "emulator-secret"
-CALENDAR_SCOPES = ("https://www.googleapis.com/auth/calendar", "https://www.googleapis.com/auth/calendar.events")
+SCOPE = "https://www.googleapis.com/auth/"
+FULL_SCOPE, EVENTS_SCOPE, OWNED_SCOPE = SCOPE + "calendar", SCOPE + "calendar.events", SCOPE + "calendar.events.owned"
+APP_CREATED_SCOPE, CALENDARS_SCOPE = SCOPE + "calendar.app.created", SCOPE + "calendar.calendars"
+CALENDAR_SCOPES = (FULL_SCOPE, EVENTS_SCOPE, OWNED_SCOPE, APP_CREATED_SCOPE, CALENDARS_SCOPE)
 KNOWN_SCOPES = CALENDAR_SCOPES + ("openid", "email", "profile")
+#: scopes reaching the events of any calendar the user owns (the primary one included)
+OWNED_EVENTS_SCOPES = (FULL_SCOPE, EVENTS_SCOPE, OWNED_SCOPE)
+#: scopes allowed to create, read and delete calendars (calendars.insert/get/delete)
+CALENDAR_ADMIN_SCOPES = (FULL_SCOPE, CALENDARS_SCOPE, APP_CREATED_SCOPE)
 ISSUER = "https://accounts.google.com"
 MAX_BATCH_PARTS = 50
 EVENT_ID_RE = re.compile(r"[a-v0-9]{5,1024}")
+CALENDARS_PATH = r"/calendar/v3/calendars"
+CALENDAR_PATH = CALENDARS_PATH + r"/(?P<calendar_id>[^/]+)"
 EVENTS_PATH = r"/calendar/v3/calendars/(?P<calendar_id>[^/]+)/events"
 EVENT_PATH = EVENTS_PATH + r"/(?P<event_id>[^/]+)"
 SEND_UPDATES = ("all", "externalOnly", "none")
@@ -165,8 +182,17 @@ def _instant(when):
 class User:
     email: str
     sub: str
-    events: dict = field(default_factory=dict)  # id -> StoredEvent
+    events: dict = field(default_factory=dict)  # id -> StoredEvent (primary calendar)
+    calendars: dict = field(default_factory=dict)  # id -> Calendar (secondary calendars)
     hits: list = field(default_factory=list)  # monotonic times of recent API calls (quota)
+
+
+@dataclass
+class Calendar:
+    resource: dict
+    client_id: str = None  # the OAuth client that created it (None: the user, in Google's UI)
+    events: dict = field(default_factory=dict)  # id -> StoredEvent
+    deleted: bool = False
 
 
 @dataclass
@@ -257,6 +283,31 @@ class GoogleEmulator(LoopbackServer):
                 sub = str(int(hashlib.sha256(email.encode()).hexdigest()[:15], 16))
                 self.users[email] = User(email=email, sub=sub)
             return self.users[email]
+
+    def add_calendar(self, email, summary, by_client=False):
+        """A secondary calendar the user made themselves (or this client, ``by_client``): its id."""
+        user = self.add_user(email)
+        calendar_id = secrets.token_hex(16) + "@group.calendar.google.com"
+        with self._state_lock:
+            user.calendars[calendar_id] = Calendar(
+                {"kind": "calendar#calendar", "id": calendar_id, "summary": summary, "etag": '"1"'},
+                client_id=self.client_id if by_client else None,
+            )
+        return calendar_id
+
+    def calendars(self, email):
+        """{id: resource} of a user's live secondary calendars."""
+        with self._state_lock:
+            user = self.users.get(email)
+            return {cid: copy.deepcopy(c.resource) for cid, c in (user.calendars if user else {}).items() if not c.deleted}
+
+    def calendar_events(self, email, calendar_id):
+        """{id: resource} of the live events of a secondary calendar ({} when it is gone)."""
+        with self._state_lock:
+            calendar = self.users[email].calendars.get(calendar_id)
+            if calendar is None or calendar.deleted:
+                return {}
+            return {eid: copy.deepcopy(e.resource) for eid, e in calendar.events.items() if not e.deleted}
 
     def login_as(self, email):
         """The account that consents at the next authorization request."""
@@ -379,6 +430,7 @@ class GoogleEmulator(LoopbackServer):
                 "email": email,
                 "redirect_uri": redirect_uri,
                 "scopes": tuple(q["scope"].split()),
+                "include_granted": q.get("include_granted_scopes") == "true",
                 "challenge": q.get("code_challenge"),
                 "offline": q.get("access_type") == "offline",
             }
@@ -434,7 +486,12 @@ class GoogleEmulator(LoopbackServer):
             verifier = form.get("code_verifier", "")
             if _b64url(hashlib.sha256(verifier.encode()).digest()) != pending["challenge"]:
                 return oauth_error(400, "invalid_grant", "Invalid code verifier.")
-        grant = self._new_grant(pending["email"], pending["scopes"])
+        scopes = pending["scopes"]
+        if pending.get("include_granted"):
+            with self._state_lock:
+                earlier = [g.scopes for g in self.grants if g.email == pending["email"] and not g.revoked]
+            scopes = scopes + tuple(sorted({s for granted in earlier for s in granted} - set(scopes)))
+        grant = self._new_grant(pending["email"], scopes)
         if not pending["offline"]:
             grant.refresh_token = None
         return self._token_response(grant, with_refresh=True)
@@ -490,6 +547,7 @@ class GoogleEmulator(LoopbackServer):
             )
         if not set(entry.grant.scopes) & set(CALENDAR_SCOPES):
             return None, google_error(403, "Request had insufficient authentication scopes.", "insufficientPermissions")
+        req.granted_scopes = set(entry.grant.scopes)
         return self.users[entry.grant.email], None
 
     def _over_quota(self, user):
@@ -507,20 +565,108 @@ class GoogleEmulator(LoopbackServer):
             user.hits.append(now)
         return None
 
+    @staticmethod
+    def _insufficient_scope():
+        return google_error(403, "Request had insufficient authentication scopes.", "insufficientPermissions")
+
+    def _may_use(self, req, calendar):
+        """Whether the caller's scopes reach the events of ``calendar`` (None: primary)."""
+        scopes = getattr(req, "granted_scopes", set())
+        if scopes & set(OWNED_EVENTS_SCOPES):
+            return True
+        return calendar is not None and APP_CREATED_SCOPE in scopes and calendar.client_id == self.client_id
+
     def _calendar_of(self, req, calendar_id):
-        """(User, None) when the caller may use ``calendar_id``, else (None, error Response)."""
+        """(User, events dict) when the caller may use ``calendar_id``, else (None, error Response)."""
         user, error = self._caller(req)
         if error:
             return None, error
         error = self._over_quota(user)
         if error:
             return None, error
-        if unquote(calendar_id) not in ("primary", user.email):
-            return None, google_error(404, "Not Found", "notFound")
+        calendar_id = unquote(calendar_id)
+        if calendar_id in ("primary", user.email):
+            calendar = None
+        else:
+            calendar = user.calendars.get(calendar_id)
+            if calendar is None or calendar.deleted:
+                return None, google_error(404, "Not Found", "notFound")
+        if not self._may_use(req, calendar):
+            return None, self._insufficient_scope()
         send_updates = req.query.get("sendUpdates")
         if send_updates is not None and send_updates not in SEND_UPDATES:
             return None, google_error(400, f"Invalid value for: {send_updates} is not a valid value", "invalidParameter")
+        req.calendar_events = user.events if calendar is None else calendar.events
         return user, None
+
+    # -- Calendar API: calendars ---------------------------------------------------------------------
+    def _calendar_admin(self, req):
+        user, error = self._caller(req)
+        if error:
+            return None, error
+        error = self._over_quota(user)
+        if error:
+            return None, error
+        if not getattr(req, "granted_scopes", set()) & set(CALENDAR_ADMIN_SCOPES):
+            return None, self._insufficient_scope()
+        return user, None
+
+    def _own_calendar(self, req, user, calendar_id):
+        """(Calendar, None) for a secondary calendar the caller may manage, else (None, error)."""
+        calendar_id = unquote(calendar_id)
+        if calendar_id in ("primary", user.email):
+            if not getattr(req, "granted_scopes", set()) & {FULL_SCOPE, CALENDARS_SCOPE}:
+                return None, self._insufficient_scope()
+            return None, google_error(400, "Cannot delete or read the primary calendar this way.", "cannotDeletePrimaryCalendar")
+        calendar = user.calendars.get(calendar_id)
+        if calendar is None or calendar.deleted:
+            return None, google_error(404, "Not Found", "notFound")
+        scopes = req.granted_scopes
+        if not scopes & {FULL_SCOPE, CALENDARS_SCOPE} and calendar.client_id != self.client_id:
+            return None, self._insufficient_scope()
+        return calendar, None
+
+    def insert_calendar(self, req):
+        user, error = self._calendar_admin(req)
+        if error:
+            return error
+        try:
+            body = req.json()
+        except ValueError:
+            return google_error(400, "Parse Error", "parseError")
+        try:
+            validate(body, {"$ref": "Calendar"}, "resource")
+        except SchemaViolation as violation:
+            return google_error(400, str(violation), "invalid")
+        if not body.get("summary"):
+            return google_error(400, "Missing title.", "required")
+        calendar_id = secrets.token_hex(16) + "@group.calendar.google.com"
+        resource = dict(
+            {k: v for k, v in body.items() if k not in ("id", "etag", "kind")},
+            kind="calendar#calendar", id=calendar_id, etag='"%d"' % next(self._etags),
+        )
+        with self._state_lock:
+            user.calendars[calendar_id] = Calendar(resource, client_id=self.client_id)
+        return Response(200, resource)
+
+    def get_calendar(self, req, calendar_id):
+        user, error = self._calendar_admin(req)
+        if error:
+            return error
+        with self._state_lock:
+            calendar, error = self._own_calendar(req, user, calendar_id)
+            return error or Response(200, copy.deepcopy(calendar.resource))
+
+    def delete_calendar(self, req, calendar_id):
+        user, error = self._calendar_admin(req)
+        if error:
+            return error
+        with self._state_lock:
+            calendar, error = self._own_calendar(req, user, calendar_id)
+            if error:
+                return error
+            calendar.deleted = True  # its events go with it
+        return Response(204)
 
     # -- Calendar API: events ------------------------------------------------------------------------
     def _parse_body(self, req, require_times):
@@ -585,14 +731,14 @@ class GoogleEmulator(LoopbackServer):
         resource.setdefault("eventType", "default")
         self._stamp(resource)
         with self._state_lock:
-            if event_id in user.events:  # also when deleted: Google never reuses an id
+            if event_id in req.calendar_events:  # also when deleted: Google never reuses an id
                 return google_error(409, "The requested identifier already exists.", "duplicate")
-            user.events[event_id] = StoredEvent(resource)
+            req.calendar_events[event_id] = StoredEvent(resource)
         return Response(200, resource, headers={"ETag": resource["etag"]})
 
-    def _existing(self, user, event_id, allow_cancelled=False):
+    def _existing(self, events, event_id, allow_cancelled=False):
         """(StoredEvent, None) or (None, 404/410 error Response)."""
-        stored = user.events.get(unquote(event_id))
+        stored = events.get(unquote(event_id))
         if stored is None:
             return None, google_error(404, "Not Found", "notFound")
         if stored.deleted and not allow_cancelled:
@@ -600,11 +746,11 @@ class GoogleEmulator(LoopbackServer):
         return stored, None
 
     def get_event(self, req, calendar_id, event_id):
-        user, error = self._calendar_of(req, calendar_id)
+        _user, error = self._calendar_of(req, calendar_id)
         if error:
             return error
         with self._state_lock:
-            stored, error = self._existing(user, event_id, allow_cancelled=self.cancelled_on_get)
+            stored, error = self._existing(req.calendar_events, event_id, allow_cancelled=self.cancelled_on_get)
             if error:
                 return error
             return Response(200, copy.deepcopy(stored.resource), headers={"ETag": stored.resource["etag"]})
@@ -616,7 +762,7 @@ class GoogleEmulator(LoopbackServer):
         return self._change_event(req, calendar_id, event_id, replace=True)
 
     def _change_event(self, req, calendar_id, event_id, replace):
-        user, error = self._calendar_of(req, calendar_id)
+        _user, error = self._calendar_of(req, calendar_id)
         if error:
             return error
         body, error = self._parse_body(req, require_times=replace)
@@ -624,7 +770,7 @@ class GoogleEmulator(LoopbackServer):
             return error
         changes = {key: value for key, value in body.items() if key not in SERVER_FIELDS + ("id",)}
         with self._state_lock:
-            stored, error = self._existing(user, event_id)
+            stored, error = self._existing(req.calendar_events, event_id)
             if error:
                 return error
             if replace:
@@ -644,11 +790,11 @@ class GoogleEmulator(LoopbackServer):
             return Response(200, copy.deepcopy(resource), headers={"ETag": resource["etag"]})
 
     def delete_event(self, req, calendar_id, event_id):
-        user, error = self._calendar_of(req, calendar_id)
+        _user, error = self._calendar_of(req, calendar_id)
         if error:
             return error
         with self._state_lock:
-            stored, error = self._existing(user, event_id)
+            stored, error = self._existing(req.calendar_events, event_id)
             if error:
                 return error
             stored.deleted = True
@@ -714,6 +860,9 @@ class GoogleEmulator(LoopbackServer):
         ("POST", r"/token", token),
         ("POST", r"/revoke", revoke),
         ("POST", r"/batch/calendar/v3", batch),
+        ("POST", CALENDARS_PATH, insert_calendar),
+        ("GET", CALENDAR_PATH, get_calendar),
+        ("DELETE", CALENDAR_PATH, delete_calendar),
         ("POST", EVENTS_PATH, insert_event),
         ("GET", EVENT_PATH, get_event),
         ("PATCH", EVENT_PATH, patch_event),

@@ -10,6 +10,10 @@ depends on, including the unpleasant parts:
 * Graph: ``/me``, event create (``transactionId`` makes retries idempotent), get, patch,
   delete, a few validation rules, Bearer checks with expiring access tokens, and ``$batch``
   (<= 20 items, ``dependsOn``, 424 on a failed dependency).
+* Calendars: ``/me/calendars`` POST (409 on a name in use), GET (list, always with their
+  single-value extended properties expanded), GET/DELETE by id; events under
+  ``/me/calendars/{id}/events`` (404 when the calendar or the event in it is missing);
+  deleting a calendar deletes its events.
 * Outlook throttling: a request rate per mailbox (429 + ``Retry-After``) and at most
   ``concurrency_limit`` requests running at once per mailbox, counting both concurrent HTTP
   requests and the items of a ``$batch`` that would run in parallel.
@@ -221,6 +225,8 @@ class AccessToken:
 class Mailbox:
     events: dict = field(default_factory=dict)  # event id -> event resource
     transactions: dict = field(default_factory=dict)  # transactionId -> event id
+    calendars: dict = field(default_factory=dict)  # secondary calendar id -> resource
+    event_calendar: dict = field(default_factory=dict)  # event id -> secondary calendar id
     in_flight: int = 0
     max_in_flight: int = 0
     recent: deque = field(default_factory=deque)  # start times of requests in the rate window
@@ -319,9 +325,29 @@ class MicrosoftEmulator(LoopbackServer):
             return set(self.access_tokens) | set(self.refresh_tokens)
 
     def events(self, email=DEFAULT_USER):
-        """Copies of the events in a user's calendar."""
+        """Copies of the events in a user's default calendar."""
         with self.lock:
-            return copy.deepcopy(list(self.mailboxes[self.user(email).oid].events.values()))
+            mailbox = self.mailboxes[self.user(email).oid]
+            return copy.deepcopy([e for eid, e in mailbox.events.items() if eid not in mailbox.event_calendar])
+
+    def calendars(self, email=DEFAULT_USER):
+        """{id: resource} of a user's secondary calendars."""
+        with self.lock:
+            return copy.deepcopy(self.mailboxes[self.user(email).oid].calendars)
+
+    def calendar_events(self, email, calendar_id):
+        """Copies of the events in one secondary calendar."""
+        with self.lock:
+            mailbox = self.mailboxes[self.user(email).oid]
+            return copy.deepcopy([mailbox.events[eid] for eid, cid in mailbox.event_calendar.items() if cid == calendar_id])
+
+    def add_calendar(self, email, name):
+        """A calendar the user made in Outlook: its id."""
+        with self.lock:
+            mailbox = self.mailboxes[self.user(email).oid]
+            calendar_id = "AAMkAGcal" + b64url(secrets.token_bytes(18)) + "AAA="
+            mailbox.calendars[calendar_id] = {"id": calendar_id, "name": name, "singleValueExtendedProperties": []}
+            return calendar_id
 
     def event(self, event_id, email=DEFAULT_USER):
         with self.lock:
@@ -616,31 +642,80 @@ class MicrosoftEmulator(LoopbackServer):
             "userPrincipalName": user.email,
         })
 
-    def create_event(self, user, body):
+    # -- Graph: calendars ----------------------------------------------------------------
+    def list_calendars(self, user, body):
+        with self.lock:
+            return Response(200, {"value": copy.deepcopy(list(self.mailboxes[user.oid].calendars.values()))})
+
+    def create_calendar(self, user, body):
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+            return graph_error(400, "ErrorInvalidRequest", "A calendar needs a name.")
+        unknown = set(body) - {"name", "color", "singleValueExtendedProperties", "multiValueExtendedProperties"}
+        if unknown:
+            return graph_error(400, "RequestBodyRead", f"The property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.calendar'.")
+        mailbox = self.mailboxes[user.oid]
+        with self.lock:
+            names = {c["name"].lower() for c in mailbox.calendars.values()} | {"calendar"}
+            if body["name"].lower() in names:
+                return graph_error(409, "ErrorFolderExists", "A folder with the specified name already exists.")
+            calendar_id = "AAMkAGcal" + b64url(secrets.token_bytes(18)) + "AAA="
+            resource = {"id": calendar_id, "name": body["name"], "color": body.get("color", "auto"),
+                        "canEdit": True, "isDefaultCalendar": False,
+                        "singleValueExtendedProperties": copy.deepcopy(body.get("singleValueExtendedProperties") or [])}
+            mailbox.calendars[calendar_id] = resource
+            return Response(201, copy.deepcopy(resource))
+
+    def get_calendar(self, user, body, calendar_id):
+        with self.lock:
+            calendar = self.mailboxes[user.oid].calendars.get(calendar_id)
+            return Response(200, copy.deepcopy(calendar)) if calendar else self._not_found()
+
+    def delete_calendar(self, user, body, calendar_id):
+        mailbox = self.mailboxes[user.oid]
+        with self.lock:
+            if mailbox.calendars.pop(calendar_id, None) is None:
+                return self._not_found()
+            for event_id in [eid for eid, cid in mailbox.event_calendar.items() if cid == calendar_id]:
+                mailbox.events.pop(event_id, None)
+                mailbox.event_calendar.pop(event_id)
+        return Response(204)
+
+    def _in_calendar(self, mailbox, event_id, calendar_id):
+        """The event, when it exists (and, given a calendar, lies in that calendar)."""
+        if calendar_id is not None and (calendar_id not in mailbox.calendars or mailbox.event_calendar.get(event_id) != calendar_id):
+            return None
+        return mailbox.events.get(event_id)
+
+    # -- Graph: events ---------------------------------------------------------------------
+    def create_event(self, user, body, calendar_id=None):
         error = self._validate_event(body)
         if error:
             return error
         mailbox = self.mailboxes[user.oid]
         transaction_id = body.get("transactionId")
         with self.lock:
+            if calendar_id is not None and calendar_id not in mailbox.calendars:
+                return self._not_found()
             known = mailbox.events.get(mailbox.transactions.get(transaction_id)) if transaction_id else None
             if known is not None:
                 return Response(201, self._resource(known))  # a retried create: the same event
             event = self._new_event(user, body)
             mailbox.events[event["id"]] = event
+            if calendar_id is not None:
+                mailbox.event_calendar[event["id"]] = calendar_id
             if transaction_id:
                 mailbox.transactions[transaction_id] = event["id"]
             self._record_invitations(user, body)
             return Response(201, self._resource(event))
 
-    def get_event(self, user, body, event_id):
+    def get_event(self, user, body, event_id, calendar_id=None):
         with self.lock:
-            event = self.mailboxes[user.oid].events.get(event_id)
+            event = self._in_calendar(self.mailboxes[user.oid], event_id, calendar_id)
             return Response(200, self._resource(event)) if event else self._not_found()
 
-    def update_event(self, user, body, event_id):
+    def update_event(self, user, body, event_id, calendar_id=None):
         with self.lock:
-            event = self.mailboxes[user.oid].events.get(event_id)
+            event = self._in_calendar(self.mailboxes[user.oid], event_id, calendar_id)
             if event is None:
                 return self._not_found()
             error = self._validate_event(body, current=event)
@@ -653,10 +728,13 @@ class MicrosoftEmulator(LoopbackServer):
             self._record_invitations(user, body)
             return Response(200, self._resource(event))
 
-    def delete_event(self, user, body, event_id):
+    def delete_event(self, user, body, event_id, calendar_id=None):
+        mailbox = self.mailboxes[user.oid]
         with self.lock:
-            if self.mailboxes[user.oid].events.pop(event_id, None) is None:
+            if self._in_calendar(mailbox, event_id, calendar_id) is None:
                 return self._not_found()
+            mailbox.events.pop(event_id)
+            mailbox.event_calendar.pop(event_id, None)
         return Response(204)
 
     @staticmethod
@@ -825,6 +903,14 @@ class MicrosoftEmulator(LoopbackServer):
     # -- routing ---------------------------------------------------------------------
     graph_routes = (
         ("GET", r"/me", me),
+        ("GET", r"/me/calendars", list_calendars),
+        ("POST", r"/me/calendars", create_calendar),
+        ("GET", r"/me/calendars/(?P<calendar_id>[^/]+)", get_calendar),
+        ("DELETE", r"/me/calendars/(?P<calendar_id>[^/]+)", delete_calendar),
+        ("POST", r"/me/calendars/(?P<calendar_id>[^/]+)/events", create_event),
+        ("GET", r"/me/calendars/(?P<calendar_id>[^/]+)/events/(?P<event_id>[^/]+)", get_event),
+        ("PATCH", r"/me/calendars/(?P<calendar_id>[^/]+)/events/(?P<event_id>[^/]+)", update_event),
+        ("DELETE", r"/me/calendars/(?P<calendar_id>[^/]+)/events/(?P<event_id>[^/]+)", delete_event),
         ("POST", r"/me/(?:calendar/)?events", create_event),
         ("GET", r"/me/(?:calendar/)?events/(?P<event_id>[^/]+)", get_event),
         ("PATCH", r"/me/(?:calendar/)?events/(?P<event_id>[^/]+)", update_event),
