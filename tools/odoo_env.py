@@ -208,7 +208,12 @@ def prepare(series, browser=True):
 
 
 def series_options(series, demo=True):
-    """odoo-bin options that differ between series (for a database being created)."""
+    """odoo-bin options that differ between series (for a database being created).
+
+    Up to 18.0 a new database gets demo data unless ``--without-demo=all``; from 19.0 it gets
+    none unless ``--with-demo``."""
+    if int(series.split(".")[0]) >= 19:
+        return ["--with-demo"] if demo else []
     return [] if demo else ["--without-demo=all"]
 
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
+from .. import compat
 from ..sync import oauth_google, outbox
 from ..sync.config import GoogleConfig, MicrosoftConfig, config_problems
 from ..sync.providers.google import GoogleCalendarClient
@@ -55,9 +56,9 @@ class ImpactCalendarAccount(models.Model):
     synced_count = fields.Integer("In calendar", compute="_compute_link_counts")
     native_sync_conflict = fields.Boolean(compute="_compute_native_sync_conflict")
 
-    _sql_constraints = [
+    locals().update(compat.sql_constraints(  # models.Constraint on 19.0
         ("user_uniq", "unique(user_id)", "A user connects one external calendar at a time."),
-    ]
+    ))
 
     @api.depends("link_ids.state", "link_ids.dirty", "link_ids.external_id")
     def _compute_link_counts(self):

@@ -13,6 +13,7 @@ import psycopg2.errors
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from .. import compat
 from ..sync import ids, outbox, payload, planner, policy
 from ..sync.outcomes import Kind
 from ..sync.providers.base import CREATE, DELETE, Operation
@@ -55,7 +56,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
                 break
             done += pushed
             remaining = outbox.count_due(self.env.cr)
-            self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+            compat.cron_progress(self.env, pushed, done, remaining)
             if remaining > BATCH_SIZE and not woken:
                 self._wake_workers()
                 woken = True

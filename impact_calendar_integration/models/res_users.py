@@ -2,6 +2,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
+from .. import compat
 from ..sync import outbox
 from .impact_calendar_account import PROVIDERS
 
@@ -148,7 +149,7 @@ class ResUsers(models.Model):
     # -- listener: group or activity change starts or stops syncing -------------------------
     def write(self, vals):
         result = super().write(vals)
-        if "active" in vals or "groups_id" in vals or any(
+        if "active" in vals or compat.USER_GROUPS in vals or any(
             key.startswith(("in_group_", "sel_groups_")) for key in vals
         ):
             self.env["impact.calendar.link"]._mark_users_dirty(self.ids, outbox.CHANGE_BACKFILL)

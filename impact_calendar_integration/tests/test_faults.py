@@ -23,11 +23,11 @@ from urllib.parse import quote
 from unittest.mock import patch
 
 from odoo import Command
-from odoo.api import call_kw
 from odoo.exceptions import AccessError, UserError
 from odoo.models import check_method_name
 from odoo.tests import tagged
 
+from ..compat import call_kw
 from ..models.res_users import PREFERENCE_FIELDS
 from ..sync import payload
 from ..sync.providers.google import GoogleCalendarClient

@@ -7,6 +7,7 @@ from unittest.mock import patch
 from odoo import Command
 from odoo.tests import tagged
 
+from .. import compat
 from .common import GROUP, make_user
 from .sync_common import SyncCase
 
@@ -185,7 +186,7 @@ class SyncBehaviour:
     def test_losing_group_stops_sync_and_removes_future_events(self):
         event = self.availability(students=self.students[:1])
         self.push()
-        self.instructor.write({"groups_id": [Command.unlink(self.env.ref(GROUP).id)]})
+        self.instructor.write({compat.USER_GROUPS: [Command.unlink(self.env.ref(GROUP).id)]})
         self.push()
         self.assertFalse(self.external_events())
         event.write({"partner_ids": [Command.link(self.students[1].id)]})
