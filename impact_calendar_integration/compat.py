@@ -5,13 +5,19 @@ Each difference is detected from the API itself (not from the version number), s
 later series keeps the 19.0 branch until it changes again.
 """
 
+import threading
+
 from odoo import models
+from odoo.modules import module as odoo_module
 from odoo.release import version_info
 
+# Re-exported for the tests.
+# pylint: disable=unused-import
 try:  # 19.0: what /web/dataset/call_kw runs moved out of odoo.api
     from odoo.service.model import call_kw
 except ImportError:
     from odoo.api import call_kw
+# pylint: enable=unused-import
 
 SERIES = f"{version_info[0]}.{version_info[1]}"
 
@@ -59,6 +65,14 @@ def set_groups_category(groups, category, privilege_xmlid):
         }]
     )
     groups.write({"privilege_id": privilege.id})
+
+
+def testing():
+    """Whether Odoo is running tests (whose transaction must not be committed): 18.0 marks
+    the test thread, 19.0 only keeps the running test in ``odoo.modules.module``."""
+    if version_info[0] < 19:
+        return getattr(threading.current_thread(), "testing", False)
+    return bool(odoo_module.current_test)
 
 
 def cron_progress(env, processed, done, remaining):

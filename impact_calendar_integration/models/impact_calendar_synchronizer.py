@@ -3,7 +3,6 @@
 
 import ast
 import logging
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -105,14 +104,14 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     def _commit(self, read_committed=False):
         """End the transaction; ``read_committed``: the next one runs at READ COMMITTED."""
         # Tests run inside one transaction that must not be committed.
-        if not getattr(threading.current_thread(), "testing", False):
+        if not compat.testing():
             self.env.cr.commit()  # pylint: disable=invalid-commit
             if read_committed:
                 self.env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
     @api.model
     def _rollback(self):
-        if not getattr(threading.current_thread(), "testing", False):
+        if not compat.testing():
             self.env.cr.rollback()
 
     @api.model
