@@ -11,13 +11,16 @@ from odoo import models
 from odoo.modules import module as odoo_module
 from odoo.release import version_info
 
-# Re-exported for the tests.
-# pylint: disable=unused-import
-try:  # 19.0: what /web/dataset/call_kw runs moved out of odoo.api
-    from odoo.service.model import call_kw
-except ImportError:
-    from odoo.api import call_kw
-# pylint: enable=unused-import
+try:  # 19.0: call_kw moved to odoo.service.model, and refuses private methods itself
+    from odoo.service.model import call_kw as rpc_call_kw
+except ImportError:  # 18.0: the web controller checks the name, then calls odoo.api.call_kw
+    from odoo.api import call_kw as _call_kw
+    from odoo.models import check_method_name
+
+    def rpc_call_kw(model, name, args, kwargs):
+        """What /web/dataset/call_kw runs."""
+        check_method_name(name)
+        return _call_kw(model, name, args, kwargs)
 
 SERIES = f"{version_info[0]}.{version_info[1]}"
 

@@ -24,10 +24,9 @@ from unittest.mock import patch
 
 from odoo import Command
 from odoo.exceptions import AccessError, UserError
-from odoo.models import check_method_name
 from odoo.tests import tagged
 
-from ..compat import call_kw
+from ..compat import rpc_call_kw
 from ..models.res_users import PREFERENCE_FIELDS
 from ..sync import payload
 from ..sync.providers.google import GoogleCalendarClient
@@ -223,7 +222,7 @@ class FaultCases:
         self.flush()
         savepoints = [self.env.cr.savepoint()]
 
-        def commit(_synchronizer):
+        def commit(_synchronizer, read_committed=False):
             savepoints[-1].close(rollback=False)
             savepoints.append(self.env.cr.savepoint())
 
@@ -713,9 +712,8 @@ class FaultCases:
     # ================================================================================================
     def rpc(self, user, model, method, *args, **kwargs):
         """What /web/dataset/call_kw does for ``user``."""
-        check_method_name(method)
         env = self.env(user=user.id, su=False)
-        return call_kw(env[model], method, list(args), kwargs)
+        return rpc_call_kw(env[model], method, list(args), kwargs)
 
     def all_tokens(self, *accounts):
         tokens = set()
