@@ -45,6 +45,7 @@ EMAIL = "conc.instructor@example.com"
 SETUP = """
 import json
 from odoo import Command
+from odoo.addons.impact_calendar_integration import compat
 from odoo.addons.impact_calendar_integration.sync.providers.base import TokenSet
 params = json.loads({params!r})
 for key, value in params["settings"].items():
@@ -52,7 +53,7 @@ for key, value in params["settings"].items():
 env["ir.config_parameter"].set_param("web.base.url", params["base_url"])
 user = env["res.users"].create({{
     "name": "Conc Instructor", "login": {login!r}, "password": {login!r}, "tz": "UTC",
-    "groups_id": [Command.link(env.ref("base.group_user").id),
+    compat.USER_GROUPS: [Command.link(env.ref("base.group_user").id),
                   Command.link(env.ref("impact_calendar_integration.group_calendar_integration").id)],
 }})
 students = env["res.partner"].create([{{"name": f"Student {{n}}", "email": f"s{{n}}@example.com"}} for n in range(8)])
