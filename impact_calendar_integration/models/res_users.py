@@ -24,6 +24,12 @@ PREFERENCE_FIELDS = [
     "impact_calendar_notice",
 ]
 
+# Odoo's own sync per provider: its status method, and the token it syncs with.
+NATIVE_SYNC = {
+    "google": ("_get_google_sync_status", "google_calendar_rtoken"),
+    "microsoft": ("_get_microsoft_sync_status", "microsoft_calendar_token"),
+}
+
 
 class ResUsers(models.Model):
     _inherit = "res.users"
@@ -85,10 +91,13 @@ class ResUsers(models.Model):
     def _impact_native_sync_active(self, provider):
         """Whether Odoo's own google_calendar / microsoft_calendar already syncs this user."""
         self.ensure_one()
-        status_method = {"google": "_get_google_sync_status", "microsoft": "_get_microsoft_sync_status"}.get(provider)
+        status_method, token_field = NATIVE_SYNC.get(provider, (None, None))
         if not status_method or not hasattr(self, status_method):
             return False
-        return getattr(self.sudo(), status_method)() == "sync_active"
+        user = self.sudo()
+        # The status is "sync_active" by default, also for a user who never connected: only a
+        # token means events are sent (the owner's; since 19.0 never an attendee's).
+        return bool(getattr(user, token_field, False)) and getattr(user, status_method)() == "sync_active"
 
     # -- Preferences buttons -------------------------------------------------------------
     def _impact_check_self(self):
