@@ -35,6 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import addon_path  # noqa: E402  pylint: disable=wrong-import-position
 import odoo_env  # noqa: E402  pylint: disable=wrong-import-position
+import odoo_stage  # noqa: E402  pylint: disable=wrong-import-position
 
 addon_path.register()
 
@@ -136,7 +137,7 @@ def run(args):
 
     odoo_dir, python, db_options = odoo_env.prepare(args.series, browser=False)
     database = f"impact_conc_{args.series.replace('.', '')}_{os.getpid()}"
-    port = 8469
+    port = odoo_stage.free_port()  # not a fixed one: another run may hold it on a shared machine
     base = f"http://127.0.0.1:{port}"
     log_path = os.path.join(tempfile.gettempdir(), f"{database}.log")
     emulator = GoogleEmulator().start()
