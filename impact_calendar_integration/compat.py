@@ -1,8 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """What differs between Odoo 18.0 and 19.0, named, for the rest of the addon.
 
-Each difference is detected from the API itself (not from the version number), so that a
-later series keeps the 19.0 branch until it changes again.
+Renamed fields are keyed on the major version (``>= 19``), changed APIs on the API itself,
+so that a later series keeps the 19.0 side until it changes again; porting to 20.0 means
+adding its differences here.
 """
 
 import threading
@@ -12,17 +13,12 @@ from odoo.modules import module as odoo_module
 from odoo.release import version_info
 
 try:  # 19.0: call_kw moved to odoo.service.model, and refuses private methods itself
-    from odoo.service.model import call_kw as rpc_call_kw
+    from odoo.service.model import call_kw as _call_kw
+
+    _check_method_name = None
 except ImportError:  # 18.0: the web controller checks the name, then calls odoo.api.call_kw
     from odoo.api import call_kw as _call_kw
-    from odoo.models import check_method_name
-
-    def rpc_call_kw(model, name, args, kwargs):
-        """What /web/dataset/call_kw runs."""
-        check_method_name(name)
-        return _call_kw(model, name, args, kwargs)
-
-SERIES = f"{version_info[0]}.{version_info[1]}"
+    from odoo.models import check_method_name as _check_method_name
 
 # 19.0: a model declares SQL constraints as ``models.Constraint`` attributes; a
 # ``_sql_constraints`` attribute is only warned about, and the constraint not created.
@@ -76,6 +72,13 @@ def testing():
     if version_info[0] < 19:
         return getattr(threading.current_thread(), "testing", False)
     return bool(odoo_module.current_test)
+
+
+def rpc_call_kw(model, name, args, kwargs):
+    """What /web/dataset/call_kw runs (private methods refused)."""
+    if _check_method_name:
+        _check_method_name(name)
+    return _call_kw(model, name, args, kwargs)
 
 
 def cron_progress(env, processed, done, remaining):
