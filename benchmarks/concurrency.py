@@ -35,6 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import addon_path  # noqa: E402  pylint: disable=wrong-import-position
 import odoo_env  # noqa: E402  pylint: disable=wrong-import-position
+import odoo_stage  # noqa: E402  pylint: disable=wrong-import-position
 
 addon_path.register()
 
@@ -45,6 +46,7 @@ EMAIL = "conc.instructor@example.com"
 SETUP = """
 import json
 from odoo import Command
+from odoo.addons.impact_calendar_integration import compat
 from odoo.addons.impact_calendar_integration.sync.tokens import TokenSet
 params = json.loads({params!r})
 for key, value in params["settings"].items():
@@ -52,7 +54,7 @@ for key, value in params["settings"].items():
 env["ir.config_parameter"].set_param("web.base.url", params["base_url"])
 user = env["res.users"].create({{
     "name": "Conc Instructor", "login": {login!r}, "password": {login!r}, "tz": "UTC",
-    "groups_id": [Command.link(env.ref("base.group_user").id),
+    compat.USER_GROUPS: [Command.link(env.ref("base.group_user").id),
                   Command.link(env.ref("impact_calendar_integration.group_calendar_integration").id)],
 }})
 students = env["res.partner"].create([{{"name": f"Student {{n}}", "email": f"s{{n}}@example.com"}} for n in range(8)])
@@ -152,7 +154,7 @@ def run(args):
 
     odoo_dir, python, db_options = odoo_env.prepare(args.series, browser=False)
     database = f"impact_conc_{args.series.replace('.', '')}_{os.getpid()}"
-    port = 8469
+    port = odoo_stage.free_port()  # not a fixed one: another run may hold it on a shared machine
     base = f"http://127.0.0.1:{port}"
     log_path = os.path.join(tempfile.gettempdir(), f"{database}.log")
     emulator = GoogleEmulator().start()

@@ -216,6 +216,7 @@ class World:
 
     def __init__(self, odoo, env, emulator, tag, students=12):
         from odoo import Command  # pylint: disable=import-outside-toplevel
+        from odoo.addons.impact_calendar_integration import compat  # pylint: disable=import-outside-toplevel
         from odoo.addons.impact_calendar_integration.sync.tokens import TokenSet  # pylint: disable=import-outside-toplevel
 
         self.env = env
@@ -226,7 +227,7 @@ class World:
         groups = [env.ref("base.group_user").id, env.ref(GROUP_XMLID).id]
         self.instructor = env["res.users"].with_context(no_reset_password=True).create({
             "name": f"Bench Instructor {tag}", "login": login, "email": f"{login}@example.com",
-            "tz": "Europe/Brussels", "groups_id": [Command.set(groups)],
+            "tz": "Europe/Brussels", compat.USER_GROUPS: [Command.set(groups)],
         })
         self.students = env["res.partner"].create(
             [{"name": f"Bench Student {n}", "email": f"bench.student{n}@example.com"} for n in range(students)]

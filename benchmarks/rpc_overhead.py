@@ -188,12 +188,13 @@ import json, os
 from datetime import datetime, timedelta
 from odoo import Command
 cfg = json.loads(os.environ["BENCH_RPC_SETUP"])
+GROUPS = "group_ids" if "group_ids" in env["res.users"]._fields else "groups_id"  # 19.0 renamed it
 Users = env["res.users"].with_context(no_reset_password=True)
 user = Users.search([("login", "=", cfg["login"])])
 if not user:
     user = Users.create({"name": "Bench RPC Instructor", "login": cfg["login"], "password": cfg["password"],
                          "email": cfg["email"], "tz": "Europe/Brussels",
-                         "groups_id": [Command.set([env.ref("base.group_user").id])]})
+                         GROUPS: [Command.set([env.ref("base.group_user").id])]})
 students = env["res.partner"].search([("name", "=like", "Bench RPC Student %")], order="id")
 missing = cfg["students"] - len(students)
 if missing > 0:
@@ -212,7 +213,7 @@ if not env["calendar.event"].search_count([("name", "=like", "Bench RPC history 
                     "partner_ids": [Command.set([user.partner_id.id] + students[n % 10: n % 10 + 2].ids)]}
                    for n in range(60)])
 if cfg["on"]:
-    user.groups_id = [Command.link(env.ref("impact_calendar_integration.group_calendar_integration").id)]
+    user[GROUPS] = [Command.link(env.ref("impact_calendar_integration.group_calendar_integration").id)]
     for key, value in cfg["params"].items():
         env["ir.config_parameter"].sudo().set_param(key, value)
     env.cr.flush()

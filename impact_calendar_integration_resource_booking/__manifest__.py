@@ -3,7 +3,7 @@
 {
     "name": "IMPACT Calendar Integration - Resource Booking",
     "summary": "Bookings of OCA resource_booking reach the booked teachers' own calendars",
-    "version": "18.0.1.0.0",
+    "version": "1.0.0",
     "category": "Productivity/Calendar",
     "website": "https://github.com/impact/impact_calendar_integration",
     "author": "IMPACT",

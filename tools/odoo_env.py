@@ -213,7 +213,13 @@ def prepare(series, browser=True):
 
 
 def series_options(series, demo=True):
-    """odoo-bin options that differ between series (for a database being created)."""
+    """odoo-bin options that differ between series (for a database being created).
+
+    Up to 18.0 a new database gets demo data unless ``--without-demo=all``; from 19.0 it gets
+    none unless ``--with-demo``, and a missing ``--http-interface`` is a WARNING (its default
+    0.0.0.0 becomes 127.0.0.1 in 20.0): we listen on the loopback only anyway."""
+    if int(series.split(".")[0]) >= 19:
+        return ["--http-interface=127.0.0.1", *(["--with-demo"] if demo else [])]
     return [] if demo else ["--without-demo=all"]
 
 

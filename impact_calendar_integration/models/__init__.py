@@ -8,3 +8,4 @@ from . import calendar_attendee
 from . import res_partner
 from . import res_users
 from . import res_config_settings
+from . import res_groups

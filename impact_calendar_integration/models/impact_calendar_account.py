@@ -5,6 +5,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
+from .. import compat
 from ..sync import outbox, providers
 from ..sync.outcomes import Kind
 from ..sync.config import DEDICATED, DEFAULT_CALENDAR_NAME, DESTINATIONS, MAIN, config_problems
@@ -69,9 +70,9 @@ class ImpactCalendarAccount(models.Model):
     synced_count = fields.Integer("In calendar", compute="_compute_link_counts")
     native_sync_conflict = fields.Boolean(compute="_compute_native_sync_conflict")
 
-    _sql_constraints = [
+    locals().update(compat.sql_constraints(  # models.Constraint on 19.0
         ("user_uniq", "unique(user_id)", "A user connects one external calendar at a time."),
-    ]
+    ))
 
     def init(self):
         # Accounts connected before destinations existed push into the main calendar.

@@ -5,6 +5,7 @@ import os
 
 from odoo import api, fields, models, tools
 
+from .. import compat
 from ..sync.tokens import TokenSet
 from ..sync.vault import Vault
 
@@ -30,9 +31,9 @@ class ImpactCalendarCredential(models.Model):
     )
     secret = fields.Text(help="Fernet-encrypted JSON of the account's tokens.")
 
-    _sql_constraints = [
+    locals().update(compat.sql_constraints(  # models.Constraint on 19.0
         ("account_uniq", "unique(account_id)", "An account has one credential."),
-    ]
+    ))
 
     @api.model
     def _configured_key(self):

@@ -4,6 +4,7 @@ from collections import defaultdict
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
+from .. import compat
 from ..sync import outbox
 
 PENDING_CHANGES = "impact_calendar.pending_changes"
@@ -102,9 +103,9 @@ class ImpactCalendarLink(models.Model):
         "retried create may be answered with the event made from an older version.",
     )
 
-    _sql_constraints = [
+    locals().update(compat.sql_constraints(  # models.Constraint on 19.0
         ("event_user_uniq", "unique(event_ref, user_id)", "One link per event and instructor."),
-    ]
+    ))
 
     def init(self):
         # Workers look for dirty links only, and few are dirty at a time: a partial index.

@@ -3,7 +3,6 @@
 
 import ast
 import logging
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -14,6 +13,7 @@ import psycopg2.errors
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from .. import compat
 from ..sync import engine, outbox, payload, policy
 from ..sync.outcomes import Kind
 from ..sync.providers.base import CREATE
@@ -64,7 +64,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
                 break
             done += pushed
             remaining = outbox.count_due(self.env.cr)
-            self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+            compat.cron_progress(self.env, pushed, done, remaining)
             if remaining > BATCH_SIZE and not woken:
                 self._wake_workers()
                 woken = True
@@ -77,7 +77,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
 
     @api.model
     def _keep_run_gap(self):
-        if getattr(threading.current_thread(), "testing", False):
+        if compat.testing():
             return
         wait = RUN_GAP - (time.monotonic() - _last_run_end.get(self.env.cr.dbname, 0.0))
         if wait > 0:
@@ -122,14 +122,14 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     def _commit(self, read_committed=False):
         """End the transaction; ``read_committed``: the next one runs at READ COMMITTED."""
         # Tests run inside one transaction that must not be committed.
-        if not getattr(threading.current_thread(), "testing", False):
+        if not compat.testing():
             self.env.cr.commit()  # pylint: disable=invalid-commit
             if read_committed:
                 self.env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
     @api.model
     def _rollback(self):
-        if not getattr(threading.current_thread(), "testing", False):
+        if not compat.testing():
             self.env.cr.rollback()
 
     @api.model

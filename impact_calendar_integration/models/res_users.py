@@ -2,6 +2,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
+from .. import compat
 from ..sync import outbox, providers
 from ..sync.config import DEDICATED, MAIN
 from .impact_calendar_account import DESTINATION_CHOICES, PROVIDERS
@@ -28,7 +29,7 @@ PREFERENCE_FIELDS = [
     "impact_calendar_calendar_name",
 ]
 
-
+# Odoo's own sync per provider: its status method, and the token it syncs with.
 class ResUsers(models.Model):
     _inherit = "res.users"
 
@@ -124,10 +125,13 @@ class ResUsers(models.Model):
     def _impact_native_sync_active(self, provider):
         """Whether Odoo's own google_calendar / microsoft_calendar already syncs this user."""
         self.ensure_one()
-        status_method = providers.get(provider).native_sync_status
+        status_method, token_field = providers.get(provider).native_sync
         if not status_method or not hasattr(self, status_method):
             return False
-        return getattr(self.sudo(), status_method)() == "sync_active"
+        user = self.sudo()
+        # The status is "sync_active" by default, also for a user who never connected: only a
+        # token means events are sent (the owner's; since 19.0 never an attendee's).
+        return bool(getattr(user, token_field, False)) and getattr(user, status_method)() == "sync_active"
 
     # -- Preferences buttons -------------------------------------------------------------
     def _impact_check_self(self):
@@ -196,7 +200,7 @@ class ResUsers(models.Model):
     # -- listener: group or activity change starts or stops syncing -------------------------
     def write(self, vals):
         result = super().write(vals)
-        if "active" in vals or "groups_id" in vals or any(
+        if "active" in vals or compat.USER_GROUPS in vals or any(
             key.startswith(("in_group_", "sel_groups_")) for key in vals
         ):
             self.env["impact.calendar.link"]._mark_users_dirty(self.ids, outbox.CHANGE_BACKFILL)

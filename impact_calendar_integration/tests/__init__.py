@@ -7,3 +7,4 @@ from . import test_faults
 from . import test_rpc_sweep
 from . import test_security
 from . import test_dedicated
+from . import test_schema

@@ -23,11 +23,10 @@ from urllib.parse import quote
 from unittest.mock import patch
 
 from odoo import Command
-from odoo.api import call_kw
 from odoo.exceptions import AccessError, UserError
-from odoo.models import check_method_name
 from odoo.tests import tagged
 
+from ..compat import rpc_call_kw
 from ..models.res_users import PREFERENCE_FIELDS
 from ..sync import payload
 from ..sync.providers.google import GoogleCalendarClient
@@ -708,9 +707,8 @@ class FaultCases:
     # ================================================================================================
     def rpc(self, user, model, method, *args, **kwargs):
         """What /web/dataset/call_kw does for ``user``."""
-        check_method_name(method)
         env = self.env(user=user.id, su=False)
-        return call_kw(env[model], method, list(args), kwargs)
+        return rpc_call_kw(env[model], method, list(args), kwargs)
 
     def all_tokens(self, *accounts):
         tokens = set()

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Every row of the behaviour table (DESIGN §2), on both providers, against the emulators."""
 
+import contextlib
 import re
 from datetime import date, timedelta
 from unittest.mock import patch
@@ -8,6 +9,8 @@ from unittest.mock import patch
 from odoo import Command
 from odoo.tests import tagged
 
+from .. import compat
+from ..models.res_users import NATIVE_SYNC
 from .common import GROUP, make_user
 from .sync_common import SyncCase
 
@@ -228,10 +231,24 @@ class SyncBehaviour:
         self.assertEqual(len(events), 3)
         self.assertEqual({self.title(e) for e in events.values()}, {"Weekly clay"})
 
-    def test_native_odoo_sync_of_same_provider_is_not_doubled(self):
-        status = "_get_google_sync_status" if self.provider == "google" else "_get_microsoft_sync_status"
+    def native_sync(self, token):
+        """Odoo's own sync of this provider installed: active by default, as it reports."""
+        status, token_field = NATIVE_SYNC[self.provider]
         users = type(self.env["res.users"])
-        with patch.object(users, status, lambda user: "sync_active", create=True):
+        stack = contextlib.ExitStack()
+        stack.enter_context(patch.object(users, status, lambda user: "sync_active", create=True))
+        stack.enter_context(patch.object(users, token_field, token, create=True))
+        return stack
+
+    def test_native_odoo_sync_never_connected_is_no_conflict(self):
+        with self.native_sync(token=False):
+            self.availability(students=self.students[:1])
+            self.push()
+            self.assertEqual(len(self.external_events()), 1)
+            self.assertFalse(self.instructor.impact_calendar_native_conflict)
+
+    def test_native_odoo_sync_of_same_provider_is_not_doubled(self):
+        with self.native_sync(token="native-token"):
             self.availability(students=self.students[:1])
             self.push()
             self.assertFalse(self.external_events(), "Odoo's own sync already pushes it")
@@ -265,7 +282,7 @@ class SyncBehaviour:
     def test_losing_group_stops_sync_and_removes_future_events(self):
         event = self.availability(students=self.students[:1])
         self.push()
-        self.instructor.write({"groups_id": [Command.unlink(self.env.ref(GROUP).id)]})
+        self.instructor.write({compat.USER_GROUPS: [Command.unlink(self.env.ref(GROUP).id)]})
         self.push()
         self.assertFalse(self.external_events())
         event.write({"partner_ids": [Command.link(self.students[1].id)]})

@@ -23,8 +23,8 @@ class Provider:
     ``config.MAIN``); ``start`` receives the destination's scopes.
     ``calendar_create_idempotent``: whether a resent ``create_calendar`` finds the calendar an
     earlier, unanswered try made (else such a try may leave an empty calendar behind).
-    ``native_sync_status``: the ``res.users`` method of Odoo's own sync of this service, whose
-    ``"sync_active"`` means Odoo already pushes the user's events there.
+    ``native_sync``: (``res.users`` status method, token field) of Odoo's own sync of this
+    service: a token and the status ``"sync_active"`` mean Odoo already pushes the user's events.
     """
 
     name: str
@@ -40,7 +40,7 @@ class Provider:
     scopes: tuple = ()
     destination_scopes: dict = None
     calendar_create_idempotent: bool = False
-    native_sync_status: str = None
+    native_sync: tuple = (None, None)
 
     def scopes_for(self, destination):
         """The consent scopes for ``destination`` (``dedicated`` or ``main``)."""

@@ -418,5 +418,5 @@ PROVIDER = register(Provider(
     scopes=GOOGLE_SCOPES,
     destination_scopes=GOOGLE_DESTINATION_SCOPES,
     calendar_create_idempotent=False,
-    native_sync_status="_get_google_sync_status",
+    native_sync=("_get_google_sync_status", "google_calendar_rtoken"),
 ))

@@ -397,5 +397,5 @@ PROVIDER = register(Provider(
     # Calendars.ReadWrite already covers POST /me/calendars: the same consent for both.
     destination_scopes={DEDICATED: MICROSOFT_SCOPES, MAIN: MICROSOFT_SCOPES},
     calendar_create_idempotent=True,
-    native_sync_status="_get_microsoft_sync_status",
+    native_sync=("_get_microsoft_sync_status", "microsoft_calendar_token"),
 ))

@@ -8,7 +8,8 @@ const openPreferences = [
     },
     {
         content: "Open Preferences",
-        trigger: "[data-menu=settings]",
+        // the user menu item is "settings" on 18.0, "preferences" on 19.0
+        trigger: "[data-menu=settings], [data-menu=preferences]",
         run: "click",
     },
     {
