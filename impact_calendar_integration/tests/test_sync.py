@@ -10,7 +10,7 @@ from odoo import Command
 from odoo.tests import tagged
 
 from .. import compat
-from ..models.res_users import NATIVE_SYNC
+from ..sync import providers
 from .common import GROUP, make_user
 from .sync_common import SyncCase
 
@@ -233,7 +233,7 @@ class SyncBehaviour:
 
     def native_sync(self, token):
         """Odoo's own sync of this provider installed: active by default, as it reports."""
-        status, token_field = NATIVE_SYNC[self.provider]
+        status, token_field = providers.get(self.provider).native_sync
         users = type(self.env["res.users"])
         stack = contextlib.ExitStack()
         stack.enter_context(patch.object(users, status, lambda user: "sync_active", create=True))
