@@ -8,3 +8,5 @@ from . import calendar_attendee
 from . import res_partner
 from . import res_users
 from . import res_config_settings
+from . import impact_calendar_feed
+from . import res_users_feed

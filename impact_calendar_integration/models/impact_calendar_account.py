@@ -91,7 +91,8 @@ class ImpactCalendarAccount(models.Model):
         """The provider's settings; UserError when incomplete or unsafe."""
         entry = providers.get(provider)
         config = entry.config(self.env["ir.config_parameter"].sudo().get_param)
-        if not (config.client_id and config.client_secret):
+        # Providers without OAuth (CalDAV) have no client id: each user brings a password.
+        if entry.start and not (config.client_id and config.client_secret):
             raise UserError(
                 self.env._(
                     "%(provider)s is not configured yet: ask an administrator to enter the "

@@ -19,6 +19,9 @@ class Provider:
     pending, params, redirect_uri)`` returns ``(TokenSet, email)`` or raises ``ConnectError``.
     ``client_id(namespace, event_ref, user_ref, generation)`` makes a create idempotent.
     ``revoke(config, tokens)`` revokes the grant where the provider offers it.
+    ``check(config, server_url, username, password)``: for a provider without OAuth (``start``
+    None), checks the credentials at once and returns ``(TokenSet, account label)`` or raises
+    ``ConnectError``.
     ``native_sync_status``: the ``res.users`` method of Odoo's own sync of this service, whose
     ``"sync_active"`` means Odoo already pushes the user's events there.
     """
@@ -35,6 +38,7 @@ class Provider:
     revoke: object = None
     scopes: tuple = ()
     native_sync_status: str = None
+    check: object = None
 
     def config(self, get_param):
         """The provider's config from ``get_param(key)`` (empty: the default)."""
@@ -62,3 +66,4 @@ def choices():
 
 
 from . import google, microsoft  # noqa: E402,F401  pylint: disable=wrong-import-position
+from . import caldav  # noqa: E402,F401  pylint: disable=wrong-import-position
