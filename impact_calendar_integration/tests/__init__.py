@@ -6,3 +6,5 @@ from . import test_oauth_routes
 from . import test_faults
 from . import test_rpc_sweep
 from . import test_security
+from . import test_feed
+from . import test_caldav_sync

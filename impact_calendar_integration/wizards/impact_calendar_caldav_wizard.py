@@ -43,6 +43,8 @@ class ImpactCalendarCaldavWizard(models.TransientModel):
     def _inverse_password(self):
         for wizard in self:
             wizard.sudo().password_secret = self._vault().encrypt(wizard.password) if wizard.password else False
+        # Write-only: what was typed does not stay in the cache either.
+        self.invalidate_recordset(["password"])
 
     @api.onchange("server_preset")
     def _onchange_server_preset(self):
