@@ -1,9 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+# pylint: disable=consider-merging-classes-inherited
 from odoo import api, fields, models
 
 FEED_FIELDS = ["impact_calendar_feed_enabled", "impact_calendar_feed_url"]
 
 
+# A file of its own on purpose: the feed and CalDAV stand apart from the OAuth code of
+# res_users.py, which other branches change at the same time.
 class ResUsers(models.Model):
     """Preferences > External: the private ICS feed, and the CalDAV connect button (its own
     file: these stand apart from the OAuth accounts)."""

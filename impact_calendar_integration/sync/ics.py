@@ -24,13 +24,13 @@ REFRESH_INTERVAL = timedelta(minutes=15)
 NEVER_SENT = ("ATTENDEE", "ORGANIZER")
 
 
-def event_uid(namespace, event_ref, user_ref, generation=0):  # pylint: disable=unused-argument
-    """Stable UID of one class in one instructor's calendar: ``<event>-<user>@<database uuid>``.
-
-    The generation is ignored: unlike Google, CalDAV servers and feed readers accept a UID again
-    after its resource was deleted, and a stable UID keeps a re-created class the same event.
+def event_uid(namespace, event_ref, user_ref, generation=0):
+    """Stable UID of one class in one instructor's calendar: ``<event>-<user>@<database uuid>``
+    (the feed always uses generation 0). A CalDAV event re-created after it vanished at the
+    provider gets ``<event>-<user>-g<generation>@…``: deterministic per try, like Google's ids.
     """
-    return f"{int(event_ref)}-{int(user_ref)}@{namespace or 'odoo'}"
+    suffix = f"-g{int(generation)}" if generation else ""
+    return f"{int(event_ref)}-{int(user_ref)}{suffix}@{namespace or 'odoo'}"
 
 
 def _utc_naive(value):

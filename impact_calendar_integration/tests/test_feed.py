@@ -12,7 +12,7 @@ from odoo import Command
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, tagged
 
-from .common import GROUP, MANAGER, make_user
+from .common import GROUP, make_user
 
 APPLE = "macOS/14.5 (23F79) dataaccessd/1.0"
 THUNDERBIRD = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.3.0"

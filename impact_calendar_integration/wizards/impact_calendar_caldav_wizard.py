@@ -4,9 +4,10 @@ from odoo.exceptions import UserError
 
 from ..sync import providers
 from ..sync.outcomes import ConnectError
-from ..sync.providers.caldav import PRESETS
+from ..sync.providers import caldav
 
-PROVIDER = "caldav"
+PRESETS = caldav.PRESETS
+PROVIDER = caldav.PROVIDER.name
 
 
 class ImpactCalendarCaldavWizard(models.TransientModel):
@@ -25,8 +26,9 @@ class ImpactCalendarCaldavWizard(models.TransientModel):
         string="Service",
         default="icloud",
     )
-    server_url = fields.Char("Server URL", required=True, default=PRESETS["icloud"])
-    username = fields.Char("User name", required=True, help="iCloud: your Apple ID e-mail address.")
+    server_url = fields.Char("Server URL", default=PRESETS["icloud"])
+    # Required in the form only: Connect refuses an empty one with a message.
+    username = fields.Char("User name", help="iCloud: your Apple ID e-mail address.")
     password = fields.Char(
         "App-specific password", compute="_compute_password", inverse="_inverse_password",
         help="Never your account password: iCloud and Fastmail refuse it over CalDAV.",

@@ -90,7 +90,7 @@ class RadicaleServer(LoopbackServer):
         return self
 
     def stop(self):
-        super().stop()
+        result = super().stop()
         if self.process:
             self.process.terminate()
             try:
@@ -101,6 +101,7 @@ class RadicaleServer(LoopbackServer):
         if self.folder:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+        return result
 
     def _write_users(self):
         with open(os.path.join(self.folder, "users"), "w", encoding="utf-8") as handle:
