@@ -3,6 +3,7 @@
 session, then conditional GETs that must answer 304 until a class changes."""
 
 import hashlib
+import logging
 from datetime import datetime, timedelta
 
 import icalendar
@@ -14,6 +15,7 @@ from odoo.tests import HttpCase, tagged
 
 from .common import GROUP, make_user
 
+_logger = logging.getLogger(__name__)
 APPLE = "macOS/14.5 (23F79) dataaccessd/1.0"
 THUNDERBIRD = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.3.0"
 
@@ -182,3 +184,20 @@ class TestFeed(HttpCase):
         self.env.flush_all()
         self.env.cr.execute("SELECT token_hash, token_secret FROM impact_calendar_feed WHERE id = %s", [feed.id])
         self.assertNotIn(token, " ".join(self.env.cr.fetchone()))
+
+    def test_poll_cost_does_not_grow_with_the_classes(self):
+        self.turn_on()
+        feed = self.env["impact.calendar.feed"].sudo().search([("user_id", "=", self.instructor.id)])
+        counts, made = [], 0
+        for total in (3, 12):
+            for n in range(made, total):
+                self.klass(students=1 + n % 2, days=n + 1, name=f"Cost {n}")
+            made = total
+            self.env.flush_all()
+            self.env.invalidate_all()
+            before = self.env.cr.sql_log_count
+            body, _etag, _modified = feed._serve()
+            counts.append(self.env.cr.sql_log_count - before)
+            self.assertEqual(body.count(b"BEGIN:VEVENT"), total)
+        _logger.info("feed poll: %s queries for 3 classes, %s for 12", *counts)
+        self.assertLessEqual(counts[1], counts[0] + 2, f"queries for 3 then 12 classes: {counts}")
