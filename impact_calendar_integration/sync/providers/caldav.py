@@ -19,12 +19,14 @@ import logging
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 import requests
 
 from .. import ics
 from ..config import DEFAULT_TIMEOUT, endpoint_problem
 from ..outcomes import ConnectError, Kind, Outcome
+from ..tokens import TokenSet
 from . import Provider, register
 from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
 
@@ -63,8 +65,6 @@ PROPFIND_RESOURCETYPE = (
 
 
 def _mkcalendar_body(name):
-    from xml.sax.saxutils import escape  # pylint: disable=import-outside-toplevel
-
     return (
         '<?xml version="1.0" encoding="utf-8"?>'
         '<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop>'
@@ -329,8 +329,6 @@ def make_calendar(session, home, name, timeout=DEFAULT_TIMEOUT):
 def check_credentials(config, server_url, username, password, session=None):
     """Connect: check the credentials at once (discovery), make the dedicated calendar, and
     return ``(TokenSet, account label)``. Raises ConnectError with a message safe to show."""
-    from ..tokens import TokenSet  # pylint: disable=import-outside-toplevel
-
     server_url = (server_url or "").strip()
     problem = endpoint_problem(server_url)
     if problem or "<" in server_url:
