@@ -14,7 +14,7 @@
     "installable": True,
     "depends": ["calendar"],
     "external_dependencies": {
-        "python": ["google-api-python-client", "msal", "requests", "cryptography"],
+        "python": ["google-api-python-client", "msal", "requests", "cryptography", "icalendar"],
     },
     "data": [
         "security/impact_calendar_security.xml",
@@ -26,6 +26,8 @@
         "views/impact_calendar_account_views.xml",
         "views/impact_calendar_link_views.xml",
         "views/res_users_views.xml",
+        "wizards/impact_calendar_caldav_wizard_views.xml",
+        "views/res_users_feed_views.xml",
         "views/res_config_settings_views.xml",
         "views/impact_calendar_menus.xml",
     ],

@@ -31,7 +31,9 @@ CACHE = os.environ.get("IMPACT_CI_CACHE") or os.path.expanduser("~/.cache/impact
 # What the Odoo tests need beyond the addon's runtime libraries: the Microsoft emulator's, and Odoo's browser tours (skipped without websocket-client).
 # throwaway CA, Odoo's browser tours (skipped without websocket-client), and OCA
 # resource_booking's external dependency (the bridge addon's tests install it).
-TEST_EXTRAS = ("trustme>=1.1", "websocket-client", "cssselect")
+# Radicale: the real CalDAV server the CalDAV tests start (3.5+ swaps passlib, pinned by Odoo,
+# for libpass).
+TEST_EXTRAS = ("trustme>=1.1", "websocket-client", "cssselect", "radicale>=3.2,<3.5")
 # Odoo's pinned sdists do not build with newer setuptools.
 BUILD_CONSTRAINT = "setuptools<70"
 # python-ldap needs Debian's libldap2-dev; no addon we install uses it.

@@ -2,3 +2,5 @@
 DELETE FROM impact_calendar_credential;
 UPDATE impact_calendar_account SET state = 'needs_reconnect', last_error = 'Database neutralized: reconnect to sync.';
 UPDATE impact_calendar_link SET state = 'paused' WHERE dirty;
+-- a copy must not serve production's private feed URLs
+DELETE FROM impact_calendar_feed;

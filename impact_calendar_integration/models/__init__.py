@@ -9,3 +9,5 @@ from . import res_partner
 from . import res_users
 from . import res_config_settings
 from . import res_groups
+from . import impact_calendar_feed
+from . import res_users_feed

@@ -102,4 +102,6 @@ class CalendarEvent(models.Model):
             roster_names=tuple(sorted(roster.mapped(lambda att: att.partner_id.name or att.email or ""))) if include_names else (),
             record_url=f"{base_url}/odoo/calendar.event/{self.id}",
             marker=marker,
+            # The roster's own writes (a decline) do not touch the event's write_date.
+            modified=max(filter(None, [self.write_date, *self.attendee_ids.mapped("write_date")]), default=None),
         )

@@ -112,7 +112,8 @@ class ImpactCalendarAccount(models.Model):
         """The provider's settings; UserError when incomplete or unsafe."""
         entry = providers.get(provider)
         config = entry.config(self.env["ir.config_parameter"].sudo().get_param)
-        if not (config.client_id and config.client_secret):
+        # Providers without OAuth (CalDAV) have no client id: each user brings a password.
+        if entry.start and not (config.client_id and config.client_secret):
             raise UserError(
                 self.env._(
                     "%(provider)s is not configured yet: ask an administrator to enter the "
@@ -208,7 +209,9 @@ class ImpactCalendarAccount(models.Model):
             "state": "connected",
             "last_error": False,
             "connected_at": fields.Datetime.now(),
-            "destination": self._choose_destination(destination),
+            # A provider without destinations (CalDAV) pushes into the calendar its client was
+            # given at connect: for the engine that is the main one.
+            "destination": self._choose_destination(destination) if providers.get(provider).destination_scopes else MAIN,
         }
         if account:
             # Another mailbox replaces the old one: its grant goes. For the same mailbox the

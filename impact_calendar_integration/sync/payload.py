@@ -33,6 +33,7 @@ class ClassSnapshot:
     roster_names: tuple = field(default_factory=tuple)
     record_url: str = ""
     marker: str = ""  # identifies the database + event, stored in the private marker
+    modified: datetime = None  # last change of the class or its roster (ICS SEQUENCE, LAST-MODIFIED)
 
 
 class PayloadError(ValueError):

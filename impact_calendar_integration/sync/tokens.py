@@ -10,6 +10,8 @@ class TokenSet:
     Google: access_token, refresh_token, expires_at (epoch seconds).
     Microsoft: ``msal_cache`` (a serialized MSAL SerializableTokenCache, which holds the
     rotating refresh token) and ``account_id`` (MSAL home_account_id).
+    CalDAV: ``server_url``, ``username``, ``password`` (an app-specific password),
+    ``calendar_home`` and ``calendar_url`` (our dedicated calendar), found at connect time.
     """
 
     # repr=False: a TokenSet in a log line or traceback must not print the secrets.
@@ -18,3 +20,8 @@ class TokenSet:
     expires_at: float = None
     msal_cache: str = field(default=None, repr=False)
     account_id: str = None
+    server_url: str = None
+    username: str = None
+    password: str = field(default=None, repr=False)
+    calendar_home: str = None
+    calendar_url: str = None

@@ -8,3 +8,5 @@ from . import test_rpc_sweep
 from . import test_security
 from . import test_dedicated
 from . import test_schema
+from . import test_feed
+from . import test_caldav_sync

@@ -1,1 +1,2 @@
 from . import impact_calendar_disconnect
+from . import impact_calendar_caldav_wizard

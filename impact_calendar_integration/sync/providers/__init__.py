@@ -25,6 +25,9 @@ class Provider:
     earlier, unanswered try made (else such a try may leave an empty calendar behind).
     ``native_sync``: (``res.users`` status method, token field) of Odoo's own sync of this
     service: a token and the status ``"sync_active"`` mean Odoo already pushes the user's events.
+    ``check(config, server_url, username, password)``: for a provider without OAuth (``start``
+    None), checks the credentials at once and returns ``(TokenSet, account label)`` or raises
+    ``ConnectError``.
     """
 
     name: str
@@ -41,6 +44,7 @@ class Provider:
     destination_scopes: dict = None
     calendar_create_idempotent: bool = False
     native_sync: tuple = (None, None)
+    check: object = None
 
     def scopes_for(self, destination):
         """The consent scopes for ``destination`` (``dedicated`` or ``main``)."""
@@ -75,3 +79,4 @@ def choices():
 
 
 from . import google, microsoft  # noqa: E402,F401  pylint: disable=wrong-import-position
+from . import caldav  # noqa: E402,F401  pylint: disable=wrong-import-position

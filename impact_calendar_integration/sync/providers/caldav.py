@@ -1,0 +1,359 @@
+"""CalDAV adapter (Apple iCloud, Fastmail, Nextcloud, any RFC 4791 server), on plain ``requests``.
+
+Why not the ``caldav`` library: each push must be exactly one request whose status we classify
+ourselves (401, 412, 429/503 with Retry-After, dropped connections), with our own conditional
+headers; ``caldav`` hides statuses behind its exceptions and its recent releases pull
+``niquests`` in beside Odoo's pinned ``requests``/``urllib3``. Five verbs are all we need:
+PROPFIND (discovery), MKCALENDAR (our dedicated calendar), PUT, GET (after a 412) and DELETE.
+
+No OAuth: the user gives a server URL, a user name and an app-specific password, checked at once
+by discovery (principal → calendar-home-set) and kept encrypted in the TokenSet like any token.
+
+One push = one request: create ``PUT`` + ``If-None-Match: *`` (a retry after a lost answer gets
+412 and overwrites the resource it made); update ``PUT`` + ``If-Match`` on the stored ETag
+(412: re-read the ETag and overwrite, Odoo is the truth); delete ``DELETE`` (404 counts as
+done). The resource name derives from the UID, so a class can never be created twice.
+"""
+
+import logging
+from dataclasses import dataclass, replace
+from urllib.parse import quote, unquote, urljoin, urlsplit
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+import requests
+
+from .. import ics
+from ..config import DEFAULT_TIMEOUT, endpoint_problem
+from ..outcomes import ConnectError, Kind, Outcome
+from ..tokens import TokenSet
+from . import Provider, register
+from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
+
+_logger = logging.getLogger(__name__)
+
+DAV = "DAV:"
+CALDAV = "urn:ietf:params:xml:ns:caldav"
+NS = {"d": DAV, "c": CALDAV}
+#: name of our dedicated calendar's collection inside the calendar home (stable: a reconnect
+#: finds the same calendar again instead of making a second one)
+COLLECTION = "impact-classes/"
+MESSAGE_LIMIT = 300
+#: statuses after which a retry may succeed; the rest of 4xx are refusals of this payload
+TRANSIENT_STATUSES = (408, 423, 425, 500, 502, 503, 504, 507)
+NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+PRESETS = {
+    "icloud": "https://caldav.icloud.com",
+    "fastmail": "https://caldav.fastmail.com/dav/",
+    "nextcloud": "https://<host>/remote.php/dav",
+}
+
+PROPFIND_PRINCIPAL = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<d:propfind xmlns:d="DAV:"><d:prop><d:current-user-principal/></d:prop></d:propfind>'
+)
+PROPFIND_HOME = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">'
+    b"<d:prop><c:calendar-home-set/></d:prop></d:propfind>"
+)
+PROPFIND_RESOURCETYPE = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>'
+)
+
+
+def _mkcalendar_body(name):
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop>'
+        f"<d:displayname>{escape(name)}</d:displayname>"
+        "<c:supported-calendar-component-set><c:comp name=\"VEVENT\"/></c:supported-calendar-component-set>"
+        "</d:prop></d:set></c:mkcalendar>"
+    ).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class CaldavConfig:
+    """Admin settings: only the dedicated calendar's name (the server is each user's own)."""
+
+    calendar_name: str = "Classes"
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class CaldavProvider(Provider):
+    """A provider whose settings are not per-provider: the dedicated calendar's name is the
+    one every provider uses (``impact_calendar.dedicated_calendar_name``)."""
+
+    def config(self, get_param):
+        return CaldavConfig(calendar_name=get_param("impact_calendar.dedicated_calendar_name") or "Classes")
+
+
+# -- ids and bodies ------------------------------------------------------------------------------
+def split_external_id(external_id):
+    """``(href, etag)`` from our external id ``"<href> <etag>"`` (the ETag is optional)."""
+    href, _sep, etag = (external_id or "").partition(" ")
+    return href, etag or None
+
+
+def join_external_id(href, etag):
+    return f"{href} {etag}" if etag else href
+
+
+def uid_of(href):
+    """The UID of the resource at ``href`` (its name, without ``.ics``)."""
+    name = unquote(href.rstrip("/").rsplit("/", 1)[-1])
+    return name[:-4] if name.endswith(".ics") else name
+
+
+def build_body(snapshot):
+    """What the CalDAV resource holds, as JSON values (hashed by the engine)."""
+    return ics.event_fields(snapshot)
+
+
+# -- HTTP helpers ------------------------------------------------------------------------------------
+def _message(response):
+    text = (response.text or "").strip().replace("\n", " ")
+    return f"CalDAV {response.status_code} {response.reason or ''}: {text[:MESSAGE_LIMIT]}".strip()
+
+
+def classify(response):
+    """Outcome of a failed (non-2xx, non-412) answer."""
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 401:
+        return Outcome(Kind.AUTH_REVOKED, status=status, message="The CalDAV server refused the password (changed or revoked app-specific password).")
+    if status in (404, 410):
+        return Outcome(Kind.GONE, status=status, message=_message(response))
+    if status == 429:
+        return Outcome(Kind.RATE_LIMITED, status=status, retry_after=retry_after, message=_message(response))
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return Outcome(Kind.TRANSIENT, status=status, retry_after=retry_after, message=_message(response))
+    return Outcome(Kind.REJECTED, status=status, message=_message(response))
+
+
+def _is_calendar(response):
+    try:
+        root = ElementTree.fromstring(response.content)
+    except ElementTree.ParseError:
+        return False
+    return any(True for _ in root.iter(f"{{{CALDAV}}}calendar"))
+
+
+def _hrefs(response, prop):
+    """Every ``<d:href>`` under property ``prop`` (Clark notation) of a multistatus answer."""
+    try:
+        root = ElementTree.fromstring(response.content)
+    except ElementTree.ParseError:
+        return []
+    found = []
+    for element in root.iter(prop):
+        found += [href.text.strip() for href in element.iter(f"{{{DAV}}}href") if href.text]
+    return found
+
+
+class CaldavClient(ProviderClient):
+    """Adapter to one user's dedicated calendar on a CalDAV server."""
+
+    batch_size = 1  # CalDAV has no batch; the base class's stop policy still applies per op
+
+    def __init__(self, config, tokens, on_tokens=None, session=None):
+        self.config = config
+        self.tokens = tokens
+        self.on_tokens = on_tokens
+        self.session = session or requests.Session()
+        self.session.auth = (tokens.username or "", tokens.password or "")
+
+    # -- requests --------------------------------------------------------------------------
+    def _request(self, method, url, body=None, headers=None):
+        headers = dict(headers or {})
+        if body is not None and "Content-Type" not in headers:
+            headers["Content-Type"] = "application/xml; charset=utf-8"
+        return self.session.request(
+            method, url, data=body, headers=headers, timeout=self.config.timeout, allow_redirects=False,
+        )
+
+    def _put(self, href, fields, condition):
+        body = ics.resource(fields, uid_of(href))
+        headers = {"Content-Type": "text/calendar; charset=utf-8", **condition}
+        return self._request("PUT", href, body, headers)
+
+    # -- operations ------------------------------------------------------------------------
+    def _push_chunk(self, chunk):
+        return {op.key: self._push_one(op) for op in chunk}
+
+    def _push_one(self, op):
+        try:
+            if op.action == CREATE:
+                return self.create(op.body, op.client_id)
+            if op.action == UPDATE:
+                return self.update(op.external_id, op.body)
+            if op.action == DELETE:
+                return self.delete(op.external_id)
+        except NETWORK_ERRORS as exc:
+            # The request may or may not have been applied: a retry is safe (same resource name,
+            # conditional PUTs, DELETE of a missing resource counts as done).
+            return Outcome(Kind.TRANSIENT, message=f"Cannot reach the CalDAV server ({type(exc).__name__})")
+        except requests.RequestException as exc:
+            return Outcome(Kind.TRANSIENT, message=f"CalDAV request failed ({type(exc).__name__})")
+        except ConnectError as exc:
+            return Outcome(Kind.TRANSIENT, message=str(exc))
+        return Outcome(Kind.REJECTED, message=f"unknown action {op.action}")
+
+    def create(self, body, client_id):  # pylint: disable=method-required-super
+        calendar = self.calendar_url()
+        href = urljoin(calendar, quote(client_id, safe="@-_.") + ".ics")
+        response = self._put(href, body, {"If-None-Match": "*"})
+        if response.status_code in (404, 409):
+            # Our dedicated calendar is gone (deleted by the user): make it again, once.
+            calendar = self.calendar_url(recreate=True)
+            href = urljoin(calendar, quote(client_id, safe="@-_.") + ".ics")
+            response = self._put(href, body, {"If-None-Match": "*"})
+        if response.status_code == 412:
+            # The resource exists: an earlier try whose answer was lost made it. Overwrite it.
+            return self._overwrite(href, body)
+        return self._done(href, response)
+
+    def update(self, external_id, body):
+        href, etag = split_external_id(external_id)
+        response = self._put(href, body, {"If-Match": etag} if etag else {})
+        if response.status_code == 412:
+            return self._overwrite(href, body)
+        return self._done(href, response)
+
+    def delete(self, external_id):
+        href, _etag = split_external_id(external_id)
+        # Unconditional: whatever the user changed there, the class is gone in Odoo.
+        response = self._request("DELETE", href)
+        if 200 <= response.status_code < 300:
+            return Outcome(Kind.DONE, status=response.status_code)
+        return classify(response)  # 404/410: GONE, which the engine counts as done
+
+    def _overwrite(self, href, body):
+        """After a 412: read the resource's current ETag, then overwrite on it (Odoo is the truth)."""
+        current = self._request("GET", href)
+        if current.status_code in (404, 410):
+            return self._done(href, self._put(href, body, {"If-None-Match": "*"}))
+        if not 200 <= current.status_code < 300:
+            return classify(current)
+        etag = current.headers.get("ETag")
+        return self._done(href, self._put(href, body, {"If-Match": etag} if etag else {}))
+
+    def _done(self, href, response):
+        if 200 <= response.status_code < 300:
+            return Outcome(Kind.DONE, external_id=join_external_id(href, response.headers.get("ETag")), status=response.status_code)
+        if response.status_code == 412:
+            # Changed again between our GET and PUT: let the next round try.
+            return Outcome(Kind.TRANSIENT, status=412, message=_message(response))
+        return classify(response)
+
+    # -- the dedicated calendar -----------------------------------------------------------
+    def calendar_url(self, recreate=False):
+        """Our dedicated calendar's URL, made (MKCALENDAR) when unknown or gone; persisted in
+        the tokens through ``on_tokens``."""
+        if self.tokens.calendar_url and not recreate:
+            return self.tokens.calendar_url
+        home = self.tokens.calendar_home or discover(self.session, self.tokens.server_url, self.config.timeout)
+        url = make_calendar(self.session, home, self.config.calendar_name, self.config.timeout)
+        self.tokens = replace(self.tokens, calendar_home=home, calendar_url=url)
+        if self.on_tokens:
+            self.on_tokens(self.tokens)
+        return url
+
+
+# -- discovery (also the credential check) -----------------------------------------------------
+def _propfind(session, url, body, timeout, depth="0"):
+    return session.request(
+        "PROPFIND", url, data=body, timeout=timeout, allow_redirects=True,
+        headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
+    )
+
+
+def _check(response, what):
+    if response.status_code == 401:
+        raise ConnectError(
+            "The server refused this user name and password. iCloud and Fastmail need an "
+            "app-specific password, not the account password."
+        )
+    if response.status_code != 207:
+        raise ConnectError(f"The server does not answer as a CalDAV server ({what}: HTTP {response.status_code}).")
+
+
+def discover(session, server_url, timeout=DEFAULT_TIMEOUT):
+    """The user's calendar-home-set URL: server (or /.well-known/caldav) → current-user-principal
+    → calendar-home-set. Raises ConnectError with a message safe to show."""
+    try:
+        response = _propfind(session, server_url, PROPFIND_PRINCIPAL, timeout)
+        if response.status_code in (404, 405):
+            response = _propfind(session, urljoin(server_url, "/.well-known/caldav"), PROPFIND_PRINCIPAL, timeout)
+        _check(response, "principal")
+        principals = _hrefs(response, f"{{{DAV}}}current-user-principal")
+        if not principals:
+            raise ConnectError("The server did not say which CalDAV principal this account is.")
+        principal = urljoin(response.url, principals[0])
+        response = _propfind(session, principal, PROPFIND_HOME, timeout)
+        _check(response, "calendar home")
+        homes = _hrefs(response, f"{{{CALDAV}}}calendar-home-set")
+        if not homes:
+            raise ConnectError("The server did not give this account a calendar home.")
+        home = urljoin(response.url, homes[0])
+    except requests.RequestException as exc:
+        raise ConnectError(f"Cannot reach the CalDAV server ({type(exc).__name__}).") from None
+    return home if home.endswith("/") else home + "/"
+
+
+def make_calendar(session, home, name, timeout=DEFAULT_TIMEOUT):
+    """Our dedicated calendar in ``home`` (MKCALENDAR); an existing one is kept."""
+    url = urljoin(home, COLLECTION)
+    try:
+        response = session.request(
+            "MKCALENDAR", url, data=_mkcalendar_body(name), timeout=timeout,
+            headers={"Content-Type": "application/xml; charset=utf-8"},
+        )
+        if response.status_code in (201, 200, 204):
+            return url
+        if response.status_code in (405, 409):
+            # 405: something is already there; ours only if it is a calendar.
+            check = _propfind(session, url, PROPFIND_RESOURCETYPE, timeout)
+            if check.status_code == 207 and _is_calendar(check):
+                return url
+        if response.status_code == 401:
+            raise ConnectError("The server refused this user name and password.")
+        raise ConnectError(f"The server refused to create the calendar ({response.status_code}).")
+    except requests.RequestException as exc:
+        raise ConnectError(f"Cannot reach the CalDAV server ({type(exc).__name__}).") from None
+
+
+def check_credentials(config, server_url, username, password, session=None):
+    """Connect: check the credentials at once (discovery), make the dedicated calendar, and
+    return ``(TokenSet, account label)``. Raises ConnectError with a message safe to show."""
+    server_url = (server_url or "").strip()
+    problem = endpoint_problem(server_url)
+    if problem or "<" in server_url:
+        raise ConnectError(problem or "Replace <host> with your server's name.")
+    if not (username and password):
+        raise ConnectError("Enter the user name and the app-specific password.")
+    session = session or requests.Session()
+    session.auth = (username, password)
+    home = discover(session, server_url, config.timeout)
+    if endpoint_problem(home):
+        raise ConnectError(f"The server sent us to an unsafe address ({urlsplit(home).scheme}).")
+    calendar = make_calendar(session, home, config.calendar_name, config.timeout)
+    tokens = TokenSet(server_url=server_url, username=username, password=password, calendar_home=home, calendar_url=calendar)
+    return tokens, username
+
+
+PROVIDER = register(CaldavProvider(
+    name="caldav",
+    label="Apple iCloud / CalDAV",
+    config_class=CaldavConfig,
+    settings=(),
+    client_class=CaldavClient,
+    build_body=build_body,
+    client_id=ics.event_uid,
+    start=None,
+    finish=None,
+    check=check_credentials,
+))

@@ -1,0 +1,196 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""CalDAV end to end against a real CalDAV server (Radicale, started here on 127.0.0.1),
+through the Preferences wizard and the real cron, with faults injected in front of it."""
+
+import logging
+import re
+from datetime import datetime, timedelta
+
+import icalendar
+
+from odoo import Command
+from odoo.exceptions import UserError
+from odoo.tests import TransactionCase, tagged
+
+from .common import make_user
+from .emulators.radicale_server import RadicaleServer
+
+_logger = logging.getLogger(__name__)
+PASSWORD = "app-specific-pass"
+BOOKED = re.compile(r"(\d+) students? booked")
+
+
+@tagged("post_install", "-at_install")
+class TestCaldavSync(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.dav = RadicaleServer().start()
+        cls.addClassCleanup(cls.dav.stop)
+        cls.env["ir.config_parameter"].sudo().set_param("impact_calendar.dedicated_calendar_name", "Lessons")
+        cls.students = cls.env["res.partner"].create(
+            [{"name": f"Dav Student {n}", "email": f"davstudent{n}@example.com"} for n in range(1, 5)]
+        )
+        cls.start = datetime.now().replace(microsecond=0, second=0, minute=0) + timedelta(days=3)
+
+    def setUp(self):
+        super().setUp()
+        self.instructor = make_user(self.env, f"davteacher{id(self)}")
+        self.login = self.instructor.login
+        self.dav.add_user(self.login, PASSWORD)
+        self.dav.clear_faults()
+        self.account = self.connect()
+        self.clear_log()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def connect(self, password=PASSWORD):
+        wizard = self.env["impact.calendar.caldav.wizard"].with_user(self.instructor).create({
+            "server_preset": "other", "server_url": self.dav.base_url + "/", "username": self.login, "password": password,
+        })
+        wizard.action_connect()
+        return self.env["impact.calendar.account"].sudo().search([("user_id", "=", self.instructor.id)])
+
+    def klass(self, students=1, hours=0, **values):
+        vals = {
+            "name": "Dav pottery",
+            "user_id": self.instructor.id,
+            "start": self.start + timedelta(hours=hours),
+            "stop": self.start + timedelta(hours=hours, minutes=45),
+            "partner_ids": [Command.set([self.instructor.partner_id.id, *self.students[:students].ids])],
+        }
+        vals.update(values)
+        return self.env["calendar.event"].with_user(self.instructor).create(vals)
+
+    def push(self):
+        self.env.cr.flush()
+        self.env["impact.calendar.link"]._absorb_changes()
+        return self.env["impact.calendar.synchronizer"]._drain()
+
+    def let_time_pass(self):
+        self.env["impact.calendar.link"].flush_model()
+        self.env.cr.execute("UPDATE impact_calendar_link SET next_try = NULL WHERE dirty AND next_try IS NOT NULL")
+        self.env["impact.calendar.link"].invalidate_model()
+
+    def clear_log(self):
+        with self.dav.lock:
+            self.dav.log.clear()
+
+    def calls(self):
+        with self.dav.lock:
+            return [(r.method, r.status) for r in self.dav.log]
+
+    def stored(self):
+        """``{UID: VEVENT}`` in our dedicated calendar, read by a CalDAV REPORT."""
+        found = {}
+        for text in self.dav.events(self.login, f"/{self.login}/impact-classes/").values():
+            for vevent in icalendar.Calendar.from_ical(text).walk("VEVENT"):
+                self.assertNotIn(str(vevent["UID"]), found, "duplicate UID")
+                found[str(vevent["UID"])] = vevent
+        return found
+
+    def uid(self, event):
+        uuid = self.env["ir.config_parameter"].sudo().get_param("database.uuid")
+        return f"{event.id}-{self.instructor.id}@{uuid}"
+
+    # -- tests --------------------------------------------------------------------------------
+    def test_connect_checks_credentials_and_keeps_the_password_secret(self):
+        self.assertEqual((self.account.provider, self.account.email, self.account.state), ("caldav", self.login, "connected"))
+        self.assertEqual(set(self.dav.calendars(self.login).values()), {"Lessons"})
+        credential = self.account._credential()
+        self.assertNotIn(PASSWORD, credential.secret)
+        self.assertEqual(credential._read_tokens().password, PASSWORD)
+        wizard = self.env["impact.calendar.caldav.wizard"].with_user(self.instructor).create({
+            "server_url": self.dav.base_url + "/", "username": self.login, "password": "wrong",
+        })
+        self.assertFalse(wizard.password, "the password never reads back")
+        with self.assertRaisesRegex(UserError, "app-specific password"):
+            wizard.action_connect()
+        outsider = make_user(self.env, "davoutsider", integration=False)
+        with self.assertRaises(Exception):
+            self.env["impact.calendar.caldav.wizard"].with_user(outsider).create({
+                "server_url": self.dav.base_url + "/", "username": "x", "password": "y",
+            }).action_connect()
+
+    def test_one_request_per_class_change(self):
+        event = self.klass(students=1)
+        self.push()
+        self.assertEqual(self.calls(), [("PUT", 201)])
+        put = self.dav.requests(method="PUT")[0]
+        self.assertEqual(put.headers.get("If-None-Match"), "*")
+        stored = self.stored()
+        self.assertEqual(list(stored), [self.uid(event)])
+        vevent = stored[self.uid(event)]
+        self.assertIn("Dav pottery", str(vevent["SUMMARY"]))
+        self.assertIn("1 student booked", str(vevent["DESCRIPTION"]))
+        self.assertNotIn(b"ATTENDEE", put.body)
+        self.assertNotIn(b"ORGANIZER", put.body)
+        self.assertNotIn(b"Dav Student", put.body)
+
+        for change in (
+            {"partner_ids": [Command.link(self.students[1].id)]},
+            {"start": self.start + timedelta(hours=2), "stop": self.start + timedelta(hours=3)},
+            {"name": "Dav pottery (advanced)"},
+        ):
+            self.clear_log()
+            event.write(change)
+            self.push()
+            self.assertEqual([m for m, _s in self.calls()], ["PUT"], change)
+            self.assertTrue(self.dav.requests(method="PUT")[0].headers.get("If-Match"))
+        vevent = self.stored()[self.uid(event)]
+        self.assertEqual(str(vevent["SUMMARY"]), "Dav pottery (advanced)")
+        self.assertEqual(vevent["DTSTART"].dt.replace(tzinfo=None), self.start + timedelta(hours=2))
+        self.assertIn("2 students booked", str(vevent["DESCRIPTION"]))
+
+        self.clear_log()
+        event.write({"partner_ids": [Command.unlink(s.id) for s in self.students[:2]]})
+        self.push()
+        self.assertEqual([m for m, _s in self.calls()], ["DELETE"])
+        self.assertEqual(self.stored(), {})
+
+    def test_faults_no_duplicate_and_no_lost_change(self):
+        events = [self.klass(students=1 + n % 3, hours=n, name=f"Dav class {n}") for n in range(6)]
+        self.dav.inject(r"\.ics$", method="PUT", status=429, headers={"Retry-After": "120"})
+        self.push()
+        links = self.env["impact.calendar.link"].sudo().search([("event_ref", "in", [e.id for e in events])])
+        self.assertTrue(all(link.dirty for link in links))
+        now = datetime.now()
+        self.assertTrue(all(link.next_try and link.next_try >= now + timedelta(seconds=100) for link in links), "Retry-After honoured")
+        self.assertEqual(len(self.dav.requests(method="PUT")), 1, "a throttled account stops sending")
+        self.let_time_pass()
+        self.dav.inject(r"\.ics$", method="PUT", status=503, headers={"Retry-After": "5"})
+        self.dav.inject(r"\.ics$", method="PUT", drop=True, after_handling=True, times=2)
+        for _run in range(10):
+            self.push()
+            self.let_time_pass()
+        # changes while faults keep coming: a roster change and a deletion, each answer lost once
+        events[0].write({"partner_ids": [Command.link(self.students[3].id)]})
+        events[1].write({"active": False})
+        self.dav.inject(r"\.ics$", method="PUT", drop=True, after_handling=True)
+        self.dav.inject(r"\.ics$", method="DELETE", drop=True, after_handling=True)
+        for _run in range(10):
+            self.push()
+            self.let_time_pass()
+        stored = self.stored()
+        expected = {self.uid(e): e for e in events if e.active}
+        self.assertEqual(set(stored), set(expected), "0 duplicates, 0 missing, 0 left behind")
+        for uid, event in expected.items():
+            roster = len(event._impact_calendar_roster(self.instructor))
+            self.assertEqual(int(BOOKED.search(str(stored[uid]["DESCRIPTION"])).group(1)), roster, event.name)
+            self.assertEqual(str(stored[uid]["SUMMARY"]), event.name)
+        self.assertFalse(links.filtered("dirty"), "nothing left to push")
+        with self.dav.lock:
+            statuses = [(r.method, r.status) for r in self.dav.log if r.method in ("PUT", "DELETE", "GET")]
+        _logger.info(
+            "CalDAV faults: %s classes, %s requests (%s), 0 duplicates, 0 lost changes",
+            len(events), len(statuses), ", ".join(f"{m} {s}" for m, s in statuses),
+        )
+
+    def test_changed_password_pauses_until_reconnect(self):
+        event = self.klass()
+        self.dav.add_user(self.login, "new-pass")
+        self.push()
+        self.assertEqual(self.account.state, "needs_reconnect")
+        self.assertEqual(self.stored(), {})
+        self.connect(password="new-pass")
+        self.push()
+        self.assertEqual(list(self.stored()), [self.uid(event)])

@@ -1,0 +1,220 @@
+"""The CalDAV provider and the ICS text against a real CalDAV server (Radicale), behind the
+loopback fault layer: discovery, dedicated calendar, create/update/delete, 0 duplicates and
+0 lost changes under 429, 503 and connections dropped after the server applied the request."""
+
+from datetime import datetime, timedelta
+
+import icalendar
+import pytest
+
+from impact_calendar_integration.sync import engine, ics, payload
+from impact_calendar_integration.sync.outcomes import ConnectError, Kind
+from impact_calendar_integration.sync.providers import caldav, get
+from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
+from impact_calendar_integration.tests.emulators.radicale_server import RadicaleServer
+
+USER, PASSWORD = "ann", "app-specific-pass"
+NAMESPACE = "0f6a2c1e-0000-4000-8000-000000000001"
+CONFIG = caldav.CaldavConfig(calendar_name="Classes", timeout=5)
+
+
+@pytest.fixture(scope="module")
+def dav():
+    with RadicaleServer(users={USER: PASSWORD, "bob": "other"}) as server:
+        yield server
+
+
+@pytest.fixture
+def client(dav):
+    dav.clear_faults()
+    tokens, label = caldav.check_credentials(CONFIG, dav.base_url + "/", USER, PASSWORD)
+    assert label == USER
+    saved = []
+    new = caldav.CaldavClient(CONFIG, tokens, on_tokens=saved.append)
+    new.saved = saved
+    for href in dav.events(USER, calendar_path(new)):
+        dav._upstream.delete(dav.radicale_url + href, auth=(USER, PASSWORD))
+    with dav.lock:
+        dav.log.clear()
+    return new
+
+
+def calendar_path(client):
+    return "/" + client.tokens.calendar_url.split("/", 3)[3]
+
+
+def snapshot(event_ref=7, count=1, name="Pottery", hours=1, names=()):
+    start = datetime(2031, 5, 6, 9, 0)
+    return payload.ClassSnapshot(
+        event_ref=event_ref, name=name, start=start, stop=start + timedelta(hours=hours),
+        roster_count=count, roster_names=names, record_url="https://odoo.test/odoo/calendar.event/7",
+        marker=f"{NAMESPACE}:{event_ref}", modified=datetime(2031, 1, 1, 12, 0, count),
+    )
+
+
+def create_op(key=1, event_ref=7, **kwargs):
+    uid = ics.event_uid(NAMESPACE, event_ref, 42)
+    return Operation(key=key, action=CREATE, body=caldav.build_body(snapshot(event_ref, **kwargs)), client_id=uid)
+
+
+def parsed(dav, client):
+    events = dav.events(USER, calendar_path(client))
+    return [icalendar.Calendar.from_ical(text).walk("VEVENT")[0] for text in events.values()]
+
+
+def test_discovery_refuses_wrong_password(dav):
+    with pytest.raises(ConnectError, match="app-specific password"):
+        caldav.check_credentials(CONFIG, dav.base_url + "/", USER, "wrong")
+
+
+def test_discovery_refuses_plain_http_elsewhere_and_placeholder_host():
+    with pytest.raises(ConnectError):
+        caldav.check_credentials(CONFIG, "http://example.com/dav/", USER, PASSWORD)
+    with pytest.raises(ConnectError):
+        caldav.check_credentials(CONFIG, caldav.PRESETS["nextcloud"], USER, PASSWORD)
+
+
+def test_connect_makes_one_dedicated_calendar_named_from_settings(dav, client):
+    calendars = dav.calendars(USER)
+    assert calendars == {f"/{USER}/impact-classes/": "Classes"}
+    # a reconnect finds the same calendar instead of making a second one
+    caldav.check_credentials(CONFIG, dav.base_url + "/", USER, PASSWORD)
+    assert len(dav.calendars(USER)) == 1
+
+
+def test_registry_entry_has_no_oauth_but_a_check():
+    provider = get("caldav")
+    assert provider.start is None and provider.finish is None and provider.check is caldav.check_credentials
+    assert provider.config(lambda key: {"impact_calendar.dedicated_calendar_name": "Lessons"}.get(key)).calendar_name == "Lessons"
+
+
+def test_create_update_delete_one_request_each(dav, client):
+    op = create_op()
+    outcome = client.push([op])[1]
+    assert outcome.kind is Kind.DONE
+    assert len(dav.log) == 1 and dav.log[0].method == "PUT" and dav.log[0].headers.get("If-None-Match") == "*"
+    href, etag = caldav.split_external_id(outcome.external_id)
+    assert etag and href.endswith(f"7-42@{NAMESPACE}.ics")
+    [event] = parsed(dav, client)
+    assert str(event["UID"]) == f"7-42@{NAMESPACE}"
+    assert "ATTENDEE" not in event and "ORGANIZER" not in event
+    assert "1 student booked" in str(event["DESCRIPTION"])
+    first_sequence = int(event["SEQUENCE"])
+
+    with dav.lock:
+        dav.log.clear()
+    body = caldav.build_body(snapshot(count=2))
+    outcome = client.push([Operation(key=2, action=UPDATE, body=body, external_id=outcome.external_id)])[2]
+    assert outcome.kind is Kind.DONE
+    assert [(r.method, r.headers.get("If-Match")) for r in dav.log] == [("PUT", etag)]
+    [event] = parsed(dav, client)
+    assert "2 students booked" in str(event["DESCRIPTION"]) and int(event["SEQUENCE"]) > first_sequence
+
+    with dav.lock:
+        dav.log.clear()
+    outcome = client.push([Operation(key=3, action=DELETE, external_id=outcome.external_id)])[3]
+    assert outcome.kind is Kind.DONE
+    assert [r.method for r in dav.log] == ["DELETE"]
+    assert parsed(dav, client) == []
+    # deleting again: 404, which the engine counts as done
+    again = client.delete(outcome.external_id or href)
+    assert again.kind is Kind.GONE
+    assert engine.settle(Operation(key=4, action=DELETE, external_id=href), again, engine.LinkState(external_id=href)).kind == engine.DONE
+
+
+def test_update_after_user_edit_overwrites_on_412(dav, client):
+    created = client.create(caldav.build_body(snapshot()), ics.event_uid(NAMESPACE, 7, 42))
+    href, _etag = caldav.split_external_id(created.external_id)
+    # the user edits the event in their app: the ETag changes
+    [(stored_href, text)] = dav.events(USER, calendar_path(client)).items()
+    edited = dav._upstream.put(
+        dav.radicale_url + stored_href, data=text.replace("Pottery", "Edited"), auth=(USER, PASSWORD),
+        headers={"Content-Type": "text/calendar"},
+    )
+    assert edited.status_code in (201, 204)
+    with dav.lock:
+        dav.log.clear()
+    outcome = client.update(created.external_id, caldav.build_body(snapshot(count=3)))
+    assert outcome.kind is Kind.DONE
+    assert [(r.method, r.status) for r in dav.log] == [("PUT", 412), ("GET", 200), ("PUT", 201)] or [
+        (r.method, r.status) for r in dav.log] == [("PUT", 412), ("GET", 200), ("PUT", 204)]
+    [event] = parsed(dav, client)
+    assert str(event["SUMMARY"]) == "Pottery" and "3 students booked" in str(event["DESCRIPTION"])
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 429, "headers": {"Retry-After": "7"}},
+    {"status": 503, "headers": {"Retry-After": "3"}},
+])
+def test_throttling_keeps_retry_after_and_then_lands_once(dav, client, fault):
+    dav.inject(r"\.ics$", method="PUT", **fault)
+    op = create_op()
+    outcome = client.push([op])[1]
+    assert outcome.kind is (Kind.RATE_LIMITED if fault["status"] == 429 else Kind.TRANSIENT)
+    assert outcome.retry_after == float(fault["headers"]["Retry-After"])
+    assert parsed(dav, client) == []
+    outcome = client.push([op])[1]
+    assert outcome.kind is Kind.DONE
+    assert len(parsed(dav, client)) == 1
+
+
+def test_dropped_connections_after_the_server_applied_them(dav, client):
+    """Create, update and delete each lose their answer once: 0 duplicates, 0 lost changes."""
+    op = create_op()
+    dav.inject(r"\.ics$", method="PUT", drop=True, after_handling=True)
+    assert client.push([op])[1].kind is Kind.TRANSIENT
+    assert len(parsed(dav, client)) == 1  # applied although the answer was lost
+    created = client.push([op])[1]  # the retry: 412 on If-None-Match, then overwrite
+    assert created.kind is Kind.DONE
+    assert len(parsed(dav, client)) == 1
+
+    update = Operation(key=2, action=UPDATE, body=caldav.build_body(snapshot(count=4)), external_id=created.external_id)
+    dav.inject(r"\.ics$", method="PUT", drop=True, after_handling=True)
+    assert client.push([update])[2].kind is Kind.TRANSIENT
+    final = Operation(key=2, action=UPDATE, body=caldav.build_body(snapshot(count=5)), external_id=created.external_id)
+    updated = client.push([final])[2]  # stale ETag: 412, re-read, overwrite
+    assert updated.kind is Kind.DONE
+    [event] = parsed(dav, client)
+    assert "5 students booked" in str(event["DESCRIPTION"])
+
+    delete = Operation(key=3, action=DELETE, external_id=updated.external_id)
+    dav.inject(r"\.ics$", method="DELETE", drop=True, after_handling=True)
+    assert client.push([delete])[3].kind is Kind.TRANSIENT
+    assert client.push([delete])[3].kind is Kind.GONE  # counts as done
+    assert parsed(dav, client) == []
+
+
+def test_wrong_password_later_is_auth_revoked(dav, client):
+    client.session.auth = (USER, "revoked")
+    outcome = client.push([create_op(), create_op(key=2, event_ref=8)])
+    assert outcome[1].kind is Kind.AUTH_REVOKED and outcome[2].kind is Kind.AUTH_REVOKED
+    assert len(dav.log) == 1, "the stop policy sends nothing more once the account is refused"
+
+
+def test_deleted_dedicated_calendar_is_made_again(dav, client):
+    dav.delete_calendar(USER, calendar_path(client))
+    outcome = client.push([create_op()])[1]
+    assert outcome.kind is Kind.DONE
+    assert len(parsed(dav, client)) == 1
+    assert client.saved and client.saved[-1].calendar_url == client.tokens.calendar_url
+
+
+def test_feed_is_valid_deterministic_and_private():
+    entries = [(ics.event_fields(snapshot(event_ref=n, names=("Alice",) if n == 2 else ())), ics.event_uid(NAMESPACE, n, 42)) for n in (1, 2)]
+    body = ics.feed(entries, name="Classes")
+    assert body == ics.feed(list(reversed(entries)), name="Classes")
+    assert ics.etag(body) == ics.etag(ics.feed(entries, name="Classes"))
+    calendar = icalendar.Calendar.from_ical(body)
+    events = calendar.walk("VEVENT")
+    assert [str(e["UID"]) for e in events] == [f"1-42@{NAMESPACE}", f"2-42@{NAMESPACE}"]
+    assert all("ATTENDEE" not in e and "ORGANIZER" not in e for e in events)
+    assert "Alice" not in str(events[0]["DESCRIPTION"])
+    assert events[0]["DTSTART"].dt.tzinfo is not None
+    assert ics.sequence_of(datetime(2031, 1, 1)) < ics.sequence_of(datetime(2031, 1, 1, 0, 0, 1)) < 2**31
+
+
+def test_allday_class():
+    start = datetime(2031, 5, 6)
+    snap = payload.ClassSnapshot(event_ref=3, name="Retreat", allday=True, start_date=start.date(), stop_date=start.date() + timedelta(days=1), roster_count=1)
+    event = ics.vevent(ics.event_fields(snap), "3-1@x")
+    assert event["DTSTART"].dt == start.date() and event["DTEND"].dt == start.date() + timedelta(days=2)
