@@ -59,7 +59,8 @@ user = env["res.users"].create({{
 }})
 students = env["res.partner"].create([{{"name": f"Student {{n}}", "email": f"s{{n}}@example.com"}} for n in range(8)])
 env["impact.calendar.account"]._connect(
-    user, "google", TokenSet(access_token=params["access"], refresh_token=params["refresh"]), {email!r})
+    user, "google", TokenSet(access_token=params["access"], refresh_token=params["refresh"]), {email!r},
+    destination="main")  # the tokens carry calendar.events: the main calendar
 events = env["calendar.event"].with_user(user).create([{{
     "name": f"Class {{n}} v0", "user_id": user.id,
     "start": params["start"], "stop": params["stop"],

@@ -235,7 +235,7 @@ class World:
         self.email = f"{login}@example.com"
         access, refresh = emulator.issue_tokens(self.email)
         tokens = TokenSet(access_token=access, refresh_token=refresh, expires_at=time.time() + 3500)
-        self.account = env["impact.calendar.account"].sudo()._connect(self.instructor, "google", tokens, self.email)
+        self.account = env["impact.calendar.account"].sudo()._connect(self.instructor, "google", tokens, self.email, destination="main")
         env.cr.flush()
         self.start = datetime.now().replace(microsecond=0, second=0, minute=0) + timedelta(days=3)
 

@@ -220,7 +220,7 @@ if cfg["on"]:
     env["impact.calendar.link"].sudo().search([]).unlink()  # nothing left over for the new emulator
     from odoo.addons.impact_calendar_integration.sync.tokens import TokenSet
     tokens = TokenSet(access_token=cfg["access"], refresh_token=cfg["refresh"], expires_at=cfg["expires_at"])
-    env["impact.calendar.account"].sudo()._connect(user, "google", tokens, cfg["email"])
+    env["impact.calendar.account"].sudo()._connect(user, "google", tokens, cfg["email"], destination="main")
     env.cr.flush()
 env.cr.commit()
 print("BENCH_RPC " + json.dumps({"uid": user.id, "partner": user.partner_id.id, "students": students.ids}))

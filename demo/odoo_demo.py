@@ -363,9 +363,16 @@ class SelfTest:
         return answer["result"]
 
     def titles(self, provider, email):
+        """Titles in the main calendar and in every calendar the addon made (the dedicated one)."""
         if provider == "google":
-            return sorted(event["summary"] for event in self.google.live_events(email).values())
-        return sorted(event["subject"] for event in self.microsoft.events(email))
+            events = list(self.google.live_events(email).values())
+            for calendar_id in self.google.calendars(email):
+                events += self.google.calendar_events(email, calendar_id).values()
+            return sorted(event["summary"] for event in events)
+        events = self.microsoft.events(email)
+        for calendar_id in self.microsoft.calendars(email):
+            events += self.microsoft.calendar_events(email, calendar_id)
+        return sorted(event["subject"] for event in events)
 
     def wait_for(self, provider, email, expected, timeout=120):
         deadline = time.monotonic() + timeout

@@ -27,12 +27,27 @@ def calendars(server):
     Event dicts hold ``title``, ``start``, ``end`` (display strings), ``location``,
     ``description`` and ``sort`` (a sortable key); only live (not deleted) events.
     """
+    # The main calendar and every secondary one (the addon's dedicated "Classes" calendar).
     if hasattr(server, "mailboxes"):  # Microsoft Graph emulator
         owners = sorted(server.users.values(), key=lambda user: user.email.lower())
-        return [(user.email, "Outlook", sorted((_graph_row(e) for e in server.events(user.email)), key=_sort_key))
+        return [(user.email, "Outlook", sorted((_graph_row(e) for e in _graph_events(server, user.email)), key=_sort_key))
                 for user in owners]
-    return [(email, "Google Calendar", sorted((_google_row(e) for e in server.live_events(email).values()), key=_sort_key))
+    return [(email, "Google Calendar", sorted((_google_row(e) for e in _google_events(server, email)), key=_sort_key))
             for email in sorted(server.users)]
+
+
+def _graph_events(server, email):
+    events = list(server.events(email))
+    for calendar_id in server.calendars(email):
+        events += server.calendar_events(email, calendar_id)
+    return events
+
+
+def _google_events(server, email):
+    events = list(server.live_events(email).values())
+    for calendar_id in server.calendars(email):
+        events += server.calendar_events(email, calendar_id).values()
+    return events
 
 
 def _sort_key(row):
