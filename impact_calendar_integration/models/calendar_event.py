@@ -39,14 +39,20 @@ class CalendarEvent(models.Model):
     @api.model
     def _impact_scope_fields(self):
         """Fields the admin's availability domain looks at: changing them may add or remove a class."""
-        raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain") or "[]"
-        try:
-            domain = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            return frozenset()
+        domain = self._impact_calendar_scope_domain() or []
         return frozenset(
             leaf[0].split(".", 1)[0] for leaf in domain if isinstance(leaf, (list, tuple)) and leaf
         )
+
+    @api.model
+    def _impact_calendar_scope_domain(self):
+        """The admin's availability domain (``impact_calendar.event_domain``), or None when it
+        does not parse; an empty list means every event."""
+        raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain") or "[]"
+        try:
+            return ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return None
 
     @api.model
     def _impact_calendar_not_booked_states(self):

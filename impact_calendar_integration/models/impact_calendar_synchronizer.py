@@ -1,7 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Synchronizer: the cron worker that drains the outbox into the providers."""
 
-import ast
 import logging
 import time
 import uuid
@@ -431,10 +430,9 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         return param in ("1", "True", "true")
 
     def _in_scope(self, event):
-        raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain") or "[]"
-        try:
-            domain = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        domain = event._impact_calendar_scope_domain()
+        if domain is None:
+            raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain")
             _logger.warning("impact_calendar.event_domain is not a valid domain: %r", raw)
             domain = []
         return not domain or bool(event.filtered_domain(domain))
