@@ -15,6 +15,8 @@ It also makes sure PostgreSQL answers on 127.0.0.1:5432 with a role of Odoo's ow
 Only the standard library: it runs with the machine's ``python3``.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -204,10 +206,21 @@ def drop_database(name):
     )
 
 
+@contextlib.contextmanager
+def cache_lock():
+    """One builder at a time: parallel runs (two worktrees, a benchmark beside a test run) share
+    the cache, and a second builder would delete the virtualenv the first one is filling."""
+    os.makedirs(CACHE, exist_ok=True)
+    with open(os.path.join(CACHE, ".lock"), "w", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def prepare(series, browser=True):
     """Everything an odoo-bin run needs: (odoo_dir, python, db options)."""
-    odoo_dir = odoo_source(series)
-    python = virtualenv(odoo_dir)
+    with cache_lock():
+        odoo_dir = odoo_source(series)
+        python = virtualenv(odoo_dir)
     db_options = postgres()
     if browser:
         chromium()
@@ -226,6 +239,12 @@ def series_options(series, demo=True):
 
 
 def oca_addons(series):
+    """The folder holding the OCA addons the bridge addons are tested with (see _oca_addons)."""
+    with cache_lock():
+        return _oca_addons(series)
+
+
+def _oca_addons(series):
     """The folder holding the OCA addons that the bridge addons are tested with, fetched from
     PyPI as wheels (``pip download --no-deps``: they require an ``odoo`` distribution that PyPI
     does not have) and unpacked once per series. Raises EnvError when pip cannot get them."""
