@@ -161,6 +161,8 @@ class GoogleCalendarClient(ProviderClient):
             cache_discovery=False,
             client_options={"api_endpoint": config.api_endpoint},
         )
+        # Each events() call builds a new resource from the discovery document: build it once.
+        self.events = self.service.events()
         self.batch_uri = batch_uri(config.api_endpoint)
 
     @property
@@ -308,20 +310,20 @@ class GoogleCalendarClient(ProviderClient):
         return self._delete(op.external_id)
 
     def _insert(self, body, client_id):
-        return self.service.events().insert(
+        return self.events.insert(
             calendarId=self.target, body=dict(_without_attendees(body), id=client_id), sendUpdates="none"
         )
 
     def _patch(self, external_id, body):
-        return self.service.events().patch(
+        return self.events.patch(
             calendarId=self.target, eventId=external_id, body=_patch_body(body), sendUpdates="none"
         )
 
     def _get(self, event_id):
-        return self.service.events().get(calendarId=self.target, eventId=event_id)
+        return self.events.get(calendarId=self.target, eventId=event_id)
 
     def _delete(self, external_id):
-        return self.service.events().delete(calendarId=self.target, eventId=external_id, sendUpdates="none")
+        return self.events.delete(calendarId=self.target, eventId=external_id, sendUpdates="none")
 
     # -- tokens --------------------------------------------------------------------------------------
     def _publish_tokens(self):
