@@ -2,6 +2,7 @@
 """Synchronizer: the cron worker that drains the outbox into the providers."""
 
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -24,12 +25,18 @@ BATCH_SIZE = 100  # links claimed per round: whole batches for both (2 Google of
 LEASE_SECONDS = 300  # a claim older than this is taken over (the worker died)
 TIME_BUDGET = 240  # seconds per cron run; the cron is re-triggered for what remains
 RECORD_ATTEMPTS = 3  # a recording that conflicts is recorded again, then its claims released
-# Seconds from the end of a run to the start of the next, per server process and database. A
-# booking is several commits in quick succession, each waking the worker: the ones that come
-# while this gap runs are pushed together, and the push runs after the user's request instead of
-# beside it. An isolated change, long after the last run, is not delayed at all.
+# Pacing. A booking is several commits in quick succession, each waking the worker. In a
+# threaded server the worker shares its process, and the GIL, with the requests: while changes
+# keep coming, each run is followed by a gap long enough that the worker's thread spends at most
+# WORKER_SHARE of its time computing (its CPU time since the previous run, Odoo's scheduling
+# included), at least RUN_GAP and at most MAX_GAP. The commits that come meanwhile are pushed
+# together, after the requests instead of beside them. An isolated change, long after the last
+# run, is pushed at once.
 RUN_GAP = 0.25
-_last_run_end = {}  # database name -> time.monotonic() when the last run of this process ended
+MAX_GAP = 2.0
+WORKER_SHARE = 0.05
+# (database, thread) -> (time.monotonic() and time.thread_time() at the end of its last run, gap)
+_pace = {}
 CALENDAR_WAIT = 10  # seconds classes wait while another worker creates their calendar
 
 
@@ -47,6 +54,8 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     # Booking transactions only append to the change log, so they never meet these writes.
     @api.model
     def _cron_push(self, time_budget=TIME_BUDGET):
+        cpu_started = time.thread_time()
+        run_started = self._db_now()  # before any wait: see _drop_spent_triggers
         self._keep_run_gap()
         started = time.monotonic()
         done = 0
@@ -59,28 +68,66 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
                 self._rollback()
                 _logger.info("Calendar push round hit a concurrent update; retrying")
                 continue
-            if not pushed and not outbox.has_changes(self.env.cr):
-                break
             done += pushed
             remaining = outbox.count_due(self.env.cr)
             compat.cron_progress(self.env, pushed, done, remaining)
+            if not pushed or (pushed < BATCH_SIZE and not remaining):
+                # Changes committed since the round began have woken the worker themselves: the
+                # next run takes them, after the gap.
+                break
             if remaining > BATCH_SIZE and not woken:
                 self._wake_workers()
                 woken = True
         self._commit(read_committed=True)
         accounts = self.env["impact.calendar.account"].sudo()
         accounts.search([("state", "=", "disconnecting")])._finish_disconnect_if_done()
+        self._drop_spent_triggers(run_started)
         self._schedule_next()
-        _last_run_end[self.env.cr.dbname] = time.monotonic()
+        self._commit()
+        self._pace_next_run(cpu_started)
         return done
+
+    @api.model
+    def _db_now(self):
+        self.env.cr.execute("SELECT now() AT TIME ZONE 'UTC'")
+        return self.env.cr.fetchone()[0]
 
     @api.model
     def _keep_run_gap(self):
         if compat.testing():
             return
-        wait = RUN_GAP - (time.monotonic() - _last_run_end.get(self.env.cr.dbname, 0.0))
+        ended, _cpu, gap = _pace.get((self.env.cr.dbname, threading.get_ident()), (0.0, 0.0, RUN_GAP))
+        wait = gap - (time.monotonic() - ended)
         if wait > 0:
             time.sleep(wait)  # lets a burst of commits gather; the server's other threads run
+
+    @api.model
+    def _pace_next_run(self, cpu_started):
+        key = (self.env.cr.dbname, threading.get_ident())
+        now, cpu = time.monotonic(), time.thread_time()
+        ended, cpu_then, _gap = _pace.get(key, (0.0, 0.0, RUN_GAP))
+        # Since the previous run when it was recent (Odoo's scheduling in between counts), else
+        # this run alone.
+        spent = cpu - (cpu_then if now - ended < 2 * MAX_GAP else cpu_started)
+        gap = min(MAX_GAP, max(RUN_GAP, spent * (1 - WORKER_SHARE) / WORKER_SHARE))
+        _pace[key] = (now, cpu, gap)
+
+    @api.model
+    def _drop_spent_triggers(self, run_started):
+        """Drop the wake-ups whose changes this run took: with the change log empty, every
+        trigger committed so far is spent. In one statement (one snapshot), so that a booking
+        committed after it keeps its trigger. Only triggers made since this run began
+        (``run_started``: the database's clock, after the scheduler's own transaction began),
+        which the scheduler's own clean-up leaves alone: no two transactions delete one row."""
+        cron = self.env.ref("impact_calendar_integration.ir_cron_push_bookings", raise_if_not_found=False)
+        if not cron or compat.testing():
+            return
+        self.env.cr.execute(
+            """DELETE FROM ir_cron_trigger
+                WHERE cron_id = %s AND call_at >= %s AND call_at <= (now() AT TIME ZONE 'UTC')
+                  AND NOT EXISTS (SELECT 1 FROM impact_calendar_change)""",
+            (cron.id, run_started),
+        )
 
     @api.model
     def _push_round(self, limit=BATCH_SIZE):
