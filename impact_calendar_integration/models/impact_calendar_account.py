@@ -231,7 +231,7 @@ class ImpactCalendarAccount(models.Model):
         links = self.env["impact.calendar.link"].sudo()
         links._mark_users_dirty(user.ids, outbox.CHANGE_RETRY)  # resumes what was paused
         links._mark_users_dirty(user.ids, outbox.CHANGE_BACKFILL)
-        user.sudo().impact_calendar_notice_text = False
+        user._impact_calendar_set_notice(False)
         return account
 
     def _mark_needs_reconnect(self, message):
@@ -339,7 +339,7 @@ class ImpactCalendarAccount(models.Model):
                 )
             user = account.user_id
             account._revoke_and_erase()
-            user.sudo().impact_calendar_notice_text = notice
+            user._impact_calendar_set_notice(notice)
 
     def _delete_dedicated_calendar(self):
         """Delete our calendar with every class in it, in one call. True when it is gone."""
