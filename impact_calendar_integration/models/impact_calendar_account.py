@@ -19,6 +19,19 @@ DISCONNECT_GRACE = 24 * 3600  # seconds a disconnect may spend removing classes 
 DESTINATION_CHOICES = [(DEDICATED, "A dedicated calendar"), (MAIN, "My main calendar")]
 
 
+def dialog_action(name, res_model, context=None):
+    """The action that opens a wizard's form in a dialog."""
+    return {
+        "type": "ir.actions.act_window",
+        "name": name,
+        "res_model": res_model,
+        "view_mode": "form",
+        "views": [(False, "form")],
+        "target": "new",
+        "context": context or {},
+    }
+
+
 class ImpactCalendarAccount(models.Model):
     """One user's connection to their external calendar (at most one per user)."""
 
@@ -256,14 +269,9 @@ class ImpactCalendarAccount(models.Model):
 
     def action_disconnect(self):
         self._check_owner_or_manager()
-        return {
-            "type": "ir.actions.act_window",
-            "name": self.env._("Disconnect external calendar"),
-            "res_model": "impact.calendar.disconnect",
-            "view_mode": "form",
-            "target": "new",
-            "context": {"default_account_id": self.id},
-        }
+        return dialog_action(
+            self.env._("Disconnect external calendar"), "impact.calendar.disconnect", {"default_account_id": self.id}
+        )
 
     def _disconnect(self, keep_events):
         """Disconnect: remove our future events first (unless kept), then revoke and erase."""
