@@ -10,8 +10,7 @@ from impact_calendar_integration.sync.config import DEDICATED, MAIN, GoogleConfi
 from impact_calendar_integration.sync.outcomes import Kind
 from impact_calendar_integration.sync.providers.base import CREATE, Operation
 from impact_calendar_integration.sync.tokens import TokenSet
-from impact_calendar_integration.tests.emulators import tls
-from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
+from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER
 from impact_calendar_integration.tests.pushing import push_create, push_update
 
 from test_microsoft_client import connect as ms_connect
@@ -104,12 +103,6 @@ def test_google_deleted_calendar_is_seen_gone_and_deleting_it_deletes_its_events
 
 
 # -- Microsoft -------------------------------------------------------------------------------------
-@pytest.fixture
-def emu():
-    with tls.trusted(), MicrosoftEmulator() as server:
-        yield server
-
-
 @pytest.fixture
 def graph(emu):
     config = MicrosoftConfig(**emu.config_kwargs(), timeout=5)

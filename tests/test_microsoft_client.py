@@ -10,8 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from impact_calendar_integration.tests.emulators import tls
-from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
+from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER
 from impact_calendar_integration.sync import oauth_microsoft
 from impact_calendar_integration.sync.config import MicrosoftConfig
 from impact_calendar_integration.sync.outcomes import AuthRevoked, Kind
@@ -21,12 +20,6 @@ from impact_calendar_integration.tests.pushing import push_create, push_delete, 
 
 REDIRECT = "https://odoo.test/impact_calendar/oauth/microsoft/callback"
 TIMEOUT = 0.5
-
-
-@pytest.fixture
-def emu():
-    with tls.trusted(), MicrosoftEmulator() as server:
-        yield server
 
 
 @pytest.fixture
