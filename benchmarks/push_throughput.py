@@ -11,7 +11,8 @@ default 50 ms, added to every HTTP request the emulator serves):
 * rounds:    ``client.push`` called per BATCH_SIZE operations, as the synchronizer does (it
              claims BATCH_SIZE links per round, read from the synchronizer's source): shows what
              the engine really sends;
-* unbatched: one HTTP call per change through ``create`` / ``update`` / ``delete``. Measured in
+* unbatched: one HTTP call per change, ``client.push([op])`` (Graph: the plain request; Google:
+             a batch of one part). Measured in
              full up to ``--unbatched-max`` changes (default 1,000); bigger sizes are
              extrapolated linearly from that measured run (the output says so).
 
@@ -236,12 +237,7 @@ def run(side, mode, n, latency):
             outcomes.update(client.push(ops[start : start + ROUND]))
     else:
         for op in ops:
-            if op.action == CREATE:
-                outcomes[op.key] = client.create(op.body, op.client_id)
-            elif op.action == UPDATE:
-                outcomes[op.key] = client.update(op.external_id, op.body)
-            else:
-                outcomes[op.key] = client.delete(op.external_id)
+            outcomes.update(client.push([op]))
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
     client_cpu = time.thread_time() - client_cpu

@@ -1,7 +1,9 @@
-"""Fixtures shared by the Google test modules."""
+"""Fixtures shared by the test modules: the Google and Microsoft emulators."""
 
 import pytest
+from impact_calendar_integration.tests.emulators import tls
 from impact_calendar_integration.tests.emulators.google import GoogleEmulator
+from impact_calendar_integration.tests.emulators.microsoft import MicrosoftEmulator
 
 GOOGLE_USER = "teacher@example.com"
 
@@ -19,3 +21,10 @@ def google(google_server):
     google_server.reset()
     google_server.add_user(GOOGLE_USER)
     return google_server
+
+
+@pytest.fixture
+def emu():
+    """A fresh Microsoft emulator, its throwaway TLS CA trusted while the test runs."""
+    with tls.trusted(), MicrosoftEmulator() as server:
+        yield server

@@ -10,8 +10,8 @@ from impact_calendar_integration.sync.config import DEDICATED, MAIN, GoogleConfi
 from impact_calendar_integration.sync.outcomes import Kind
 from impact_calendar_integration.sync.providers.base import CREATE, Operation
 from impact_calendar_integration.sync.tokens import TokenSet
-from impact_calendar_integration.tests.emulators import tls
-from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
+from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER
+from impact_calendar_integration.tests.pushing import push_create, push_update
 
 from test_microsoft_client import connect as ms_connect
 
@@ -75,17 +75,17 @@ def test_google_dedicated_push_of_100_classes_never_touches_primary(google):
 
 def test_google_app_created_token_cannot_reach_primary_or_foreign_calendars(google):
     client = google_client(google, (APP_CREATED,))
-    primary = client.create(google_body(1), "impact00001g0")
+    primary = push_create(client, google_body(1), "impact00001g0")
     assert primary.kind is Kind.AUTH_REVOKED and primary.status == 403  # insufficient scope
     foreign = google.add_calendar(GOOGLE_USER, "Family")
     client.calendar_id = foreign
-    assert client.create(google_body(1), "impact00001g0").status == 403
+    assert push_create(client, google_body(1), "impact00001g0").status == 403
     assert client.get_calendar(foreign).status == 403
 
 
 def test_google_owned_scope_reaches_primary_but_cannot_create_calendars(google):
     client = google_client(google, (OWNED,))
-    assert client.create(google_body(1), "impact00001g0").ok
+    assert push_create(client, google_body(1), "impact00001g0").ok
     assert client.create_calendar("Classes", "g").status == 403
 
 
@@ -93,22 +93,16 @@ def test_google_deleted_calendar_is_seen_gone_and_deleting_it_deletes_its_events
     client = google_client(google, (APP_CREATED,))
     calendar_id = client.create_calendar("Classes", "g").external_id
     client.calendar_id = calendar_id
-    assert client.create(google_body(1), "impact00001g0").ok
+    assert push_create(client, google_body(1), "impact00001g0").ok
     assert client.get_calendar(calendar_id).ok
     assert client.delete_calendar(calendar_id).ok
     assert google.calendar_events(GOOGLE_USER, calendar_id) == {}
     assert client.get_calendar(calendar_id).kind is Kind.GONE
     assert client.delete_calendar(calendar_id).kind is Kind.GONE
-    assert client.create(google_body(2), "impact00002g0").status == 404
+    assert push_create(client, google_body(2), "impact00002g0").status == 404
 
 
 # -- Microsoft -------------------------------------------------------------------------------------
-@pytest.fixture
-def emu():
-    with tls.trusted(), MicrosoftEmulator() as server:
-        yield server
-
-
 @pytest.fixture
 def graph(emu):
     config = MicrosoftConfig(**emu.config_kwargs(), timeout=5)
@@ -155,10 +149,10 @@ def test_graph_user_calendar_of_the_same_name_is_left_alone(emu, graph):
 def test_graph_deleted_calendar_deletes_its_events_and_answers_404(emu, graph):
     calendar_id = graph.create_calendar("Classes", "g").external_id
     graph.calendar_id = calendar_id
-    event = graph.create(graph_body(1), "tx-1")
+    event = push_create(graph, graph_body(1), "tx-1")
     assert event.ok
     assert graph.delete_calendar(calendar_id).ok
     assert emu.calendar_events(DEFAULT_USER, calendar_id) == []
     assert graph.get_calendar(calendar_id).kind is Kind.GONE
-    assert graph.update(event.external_id, graph_body(2)).kind is Kind.GONE
-    assert graph.create(graph_body(3), "tx-3").status == 404
+    assert push_update(graph, event.external_id, graph_body(2)).kind is Kind.GONE
+    assert push_create(graph, graph_body(3), "tx-3").status == 404

@@ -21,6 +21,7 @@ from impact_calendar_integration.sync.policy import retry_delay
 from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
 from impact_calendar_integration.sync.tokens import TokenSet
 from impact_calendar_integration.sync.providers.google import GoogleCalendarClient, batch_uri
+from impact_calendar_integration.tests.pushing import push_create, push_delete, push_update
 
 USER = "teacher@example.com"  # the user of the `google` fixture (conftest.py)
 REDIRECT_URI = "http://odoo.test/impact_calendar/oauth/google/callback"
@@ -91,7 +92,7 @@ def test_connect_flow_end_to_end(google, config):
     assert email == USER
     assert tokens.access_token == google.access_token_of(USER) and tokens.refresh_token
     assert tokens.expires_at > time.time() + 3000
-    assert GoogleCalendarClient(config, tokens).create(event_body(), eid(1)).kind is Kind.DONE
+    assert push_create(GoogleCalendarClient(config, tokens), event_body(), eid(1)).kind is Kind.DONE
 
 
 def _code(config, verifier):
@@ -146,21 +147,21 @@ def test_revoke_is_best_effort_and_logs_no_token(google, config, stored_tokens, 
     assert google.access_token_of(USER) is None  # the whole grant went away
 
 
-# -- single calls ------------------------------------------------------------------------------------------
+# -- one operation a push -----------------------------------------------------------------------------------
 def test_create_update_delete(google, client):
     body = dict(event_body(), attendees=[{"email": "student@example.com"}])
-    created = client.create(body, eid(1))
+    created = push_create(client, body, eid(1))
     assert created.kind is Kind.DONE and created.external_id == eid(1)
     stored = google.live_events(USER)[eid(1)]
     assert stored["summary"] == "Yoga" and "attendees" not in stored
 
-    assert client.update(eid(1), dict(event_body("Pilates"), attendees=[{"email": "s@example.com"}])).ok
+    assert push_update(client, eid(1), dict(event_body("Pilates"), attendees=[{"email": "s@example.com"}])).ok
     assert google.live_events(USER)[eid(1)]["summary"] == "Pilates"
     assert "attendees" not in google.live_events(USER)[eid(1)]
 
-    deleted = client.delete(eid(1))
+    deleted = push_delete(client, eid(1))
     assert deleted.kind is Kind.DONE and google.live_events(USER) == {}
-    assert {r.query.get("sendUpdates") for r in api_calls(google)} == {"none"}
+    assert {r.query.get("sendUpdates") for r in google.part_log} == {"none"}
     assert not any(b"student@example.com" in r.body for r in google.log)
 
 
@@ -170,31 +171,31 @@ def test_bodies_from_the_payload_mapper_are_accepted(google, client):
         roster_count=3, record_url="https://odoo.test/odoo/calendar/42", marker="db1-42",
     )
     all_day = ClassSnapshot(event_ref=43, name="Retreat", allday=True, start_date=date(2030, 1, 7), roster_count=1)
-    assert client.create(google_body(timed), eid(42)).ok
-    assert client.create(google_body(all_day), eid(43)).ok
-    assert client.update(eid(42), google_body(all_day)).ok
+    assert push_create(client, google_body(timed), eid(42)).ok
+    assert push_create(client, google_body(all_day), eid(43)).ok
+    assert push_update(client, eid(42), google_body(all_day)).ok
     assert google.live_events(USER)[eid(42)]["end"] == {"date": "2030-01-08"}
 
 
 def test_update_switches_between_timed_and_all_day(google, client):
-    assert client.create(event_body(), eid(1)).ok
+    assert push_create(client, event_body(), eid(1)).ok
     all_day = dict(event_body(), start={"date": "2030-01-07"}, end={"date": "2030-01-08"})
-    assert client.update(eid(1), all_day).ok
+    assert push_update(client, eid(1), all_day).ok
     assert google.live_events(USER)[eid(1)]["start"] == {"date": "2030-01-07"}
-    assert client.update(eid(1), event_body()).ok
+    assert push_update(client, eid(1), event_body()).ok
     assert google.live_events(USER)[eid(1)]["start"] == event_body()["start"]
 
 
 def test_update_of_deleted_or_unknown_event_is_gone(client):
-    client.create(event_body(), eid(1))
-    client.delete(eid(1))
-    assert client.update(eid(1), event_body()).kind is Kind.GONE
-    assert client.update(eid(2), event_body()).kind is Kind.GONE
-    assert client.delete(eid(1)).kind is Kind.GONE
+    push_create(client, event_body(), eid(1))
+    push_delete(client, eid(1))
+    assert push_update(client, eid(1), event_body()).kind is Kind.GONE
+    assert push_update(client, eid(2), event_body()).kind is Kind.GONE
+    assert push_delete(client, eid(1)).kind is Kind.GONE
 
 
 def test_unknown_field_is_rejected_with_googles_message(client):
-    outcome = client.create(dict(event_body(), colour="red"), eid(1))
+    outcome = push_create(client, dict(event_body(), colour="red"), eid(1))
     assert outcome.kind is Kind.REJECTED and outcome.status == 400
     assert 'Unknown name "colour"' in outcome.message
     assert retry_delay(outcome, attempts=1) is None
@@ -202,51 +203,43 @@ def test_unknown_field_is_rejected_with_googles_message(client):
 
 def test_expired_access_token_is_refreshed_and_published(google, client, stored_tokens, refreshed):
     google.expire_access_tokens(USER)  # Google-side: the client learns it from a 401
-    assert client.create(event_body(), eid(1)).ok
+    assert push_create(client, event_body(), eid(1)).ok
     assert len(refreshed) == 1
     new = refreshed[0]
     assert new.access_token != stored_tokens.access_token and new.access_token == google.access_token_of(USER)
     assert new.refresh_token == stored_tokens.refresh_token and new.expires_at > time.time()
     assert len(google.requests("^/token$")) == 1
-    assert client.update(eid(1), event_body("Pilates")).ok
+    assert push_update(client, eid(1), event_body("Pilates")).ok
     assert len(refreshed) == 1  # no refresh while the new token is good
 
 
 def test_locally_expired_token_is_refreshed_before_the_call(google, config, stored_tokens, refreshed):
     stale = TokenSet(access_token=stored_tokens.access_token, refresh_token=stored_tokens.refresh_token, expires_at=time.time() - 10)
     client = GoogleCalendarClient(config, stale, on_tokens=refreshed.append)
-    assert client.create(event_body(), eid(1)).ok
+    assert push_create(client, event_body(), eid(1)).ok
     assert len(refreshed) == 1
-    assert [r.status for r in api_calls(google)] == [200]  # no 401 round trip
-
-
-def test_create_retried_after_a_timeout_makes_one_event(google, client):
-    # Google stores the event, but the answer never arrives in time.
-    google.inject(EVENTS + "$", method="POST", after_handling=True, delay=TIMEOUT * 6)
-    lost = client.create(event_body(), eid(1))
-    assert lost.kind is Kind.TRANSIENT
-    retried = client.create(event_body(), eid(1))
-    assert retried.kind is Kind.DONE and retried.external_id == eid(1)
-    assert list(google.live_events(USER)) == [eid(1)]
+    assert [r.status for r in google.requests(BATCH)] == [200]  # no 401 round trip
 
 
 def test_create_whose_answer_is_dropped_makes_one_event(google, client):
-    # httplib2 silently re-sends a request whose connection died: even a POST.
-    google.inject(EVENTS + "$", method="POST", after_handling=True, drop=True)
-    outcome = client.create(event_body(), eid(1))
+    # httplib2 silently re-sends a request whose connection died: even a batch POST.
+    google.inject(BATCH, method="POST", after_handling=True, drop=True)
+    outcome = push_create(client, event_body(), eid(1))
     assert (outcome.kind, outcome.status, outcome.external_id) == (Kind.DONE, 409, eid(1))
-    assert [r.status for r in api_calls(google, "POST")] == [0, 409]  # dropped, then re-sent
+    # dropped, re-sent (its part: 409), then the batch of GETs that recovers our event
+    assert [r.status for r in google.requests(BATCH)] == [0, 200, 200]
+    assert [(r.method, r.status) for r in google.part_log] == [("POST", 200), ("POST", 409), ("GET", 200)]
     assert list(google.live_events(USER)) == [eid(1)]
 
 
 def test_conflict_on_a_burned_id_is_gone(google, client):
-    client.create(event_body(), eid(1))
-    client.delete(eid(1))
-    outcome = client.create(event_body(), eid(1))
+    push_create(client, event_body(), eid(1))
+    push_delete(client, eid(1))
+    outcome = push_create(client, event_body(), eid(1))
     assert outcome.kind is Kind.GONE and "new id" in outcome.message
     google.cancelled_on_get = True  # real Google may show the deleted event as cancelled
-    assert client.create(event_body(), eid(1)).kind is Kind.GONE
-    assert client.create(event_body(), eid(1, generation=1)).ok
+    assert push_create(client, event_body(), eid(1)).kind is Kind.GONE
+    assert push_create(client, event_body(), eid(1, generation=1)).ok
 
 
 @pytest.mark.parametrize(
@@ -261,7 +254,7 @@ def test_conflict_on_a_burned_id_is_gone(google, client):
 )
 def test_throttling_and_server_errors(google, client, status, headers, kind, retry_after):
     google.inject(EVENTS, status=status, headers=headers, body={"error": {"code": status, "message": "Backend Error"}})
-    outcome = client.create(event_body(), eid(1))
+    outcome = push_create(client, event_body(), eid(1))
     assert (outcome.kind, outcome.retry_after, outcome.status) == (kind, retry_after, status)
     delay = retry_delay(outcome, attempts=1)
     assert delay is not None
@@ -271,7 +264,7 @@ def test_throttling_and_server_errors(google, client, status, headers, kind, ret
 
 def test_retry_after_as_http_date(google, client):
     google.inject(EVENTS, status=429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
-    outcome = client.create(event_body(), eid(1))
+    outcome = push_create(client, event_body(), eid(1))
     assert outcome.kind is Kind.RATE_LIMITED and outcome.retry_after == 0.0  # a date in the past
 
 
@@ -279,27 +272,27 @@ def test_retry_after_as_http_date(google, client):
 def test_quota_exceeded_is_rate_limited(google, client, status, reason):
     google.requests_per_minute = 1
     google.rate_limit_status, google.rate_limit_reason = status, reason
-    assert client.create(event_body(), eid(1)).ok
-    outcome = client.create(event_body(), eid(2))
+    assert push_create(client, event_body(), eid(1)).ok
+    outcome = push_create(client, event_body(), eid(2))
     assert outcome.kind is Kind.RATE_LIMITED and outcome.status == status and outcome.retry_after is None
 
 
 def test_other_403_is_rejected(google, client):
     google.inject(EVENTS, status=403, body={"error": {"code": 403, "message": "Forbidden", "errors": [{"domain": "calendar", "reason": "forbiddenForNonOrganizer", "message": "Forbidden"}]}})
-    outcome = client.create(event_body(), eid(1))
+    outcome = push_create(client, event_body(), eid(1))
     assert outcome.kind is Kind.REJECTED and outcome.message == "Google: Forbidden"
 
 
 def test_network_errors_are_transient(config, stored_tokens):
     dead = GoogleConfig(**dict(vars(config), api_endpoint=f"http://127.0.0.1:{_closed_port()}/calendar/v3/"))
     client = GoogleCalendarClient(dead, stored_tokens)
-    assert client.create(event_body(), eid(1)).kind is Kind.TRANSIENT
+    assert push_create(client, event_body(), eid(1)).kind is Kind.TRANSIENT
     assert set(o.kind for o in client.push([_create(1), _create(2)]).values()) == {Kind.TRANSIENT}
 
 
 def test_revoked_consent_is_auth_revoked(google, client, stored_tokens):
     google.revoke_user(USER)  # the user removed the app in their Google account
-    outcome = client.create(event_body(), eid(1))
+    outcome = push_create(client, event_body(), eid(1))
     assert outcome.kind is Kind.AUTH_REVOKED
     assert stored_tokens.refresh_token not in outcome.message and stored_tokens.access_token not in outcome.message
     assert google.live_events(USER) == {}
@@ -308,12 +301,12 @@ def test_revoked_consent_is_auth_revoked(google, client, stored_tokens):
 def test_invalid_grant_on_refresh_is_auth_revoked(google, client):
     google.expire_access_tokens(USER)
     google.revoke_next_refresh()
-    assert client.update(eid(1), event_body()).kind is Kind.AUTH_REVOKED
+    assert push_update(client, eid(1), event_body()).kind is Kind.AUTH_REVOKED
 
 
 def test_401_after_refresh_is_auth_revoked(google, client, refreshed):
     google.inject(EVENTS, status=401, times=None, body={"error": {"code": 401, "message": "Invalid Credentials"}})
-    outcome = client.create(event_body(), eid(1))
+    outcome = push_create(client, event_body(), eid(1))
     assert outcome.kind is Kind.AUTH_REVOKED and outcome.status == 401
     assert refreshed  # google-auth did refresh before giving up
 
@@ -322,20 +315,20 @@ def test_consent_without_the_calendar_scope_is_auth_revoked(google, config):
     # Google's granular consent screen lets the user untick the calendar permission.
     access, refresh = google.issue_tokens(USER, scopes=("openid", "email"))
     client = GoogleCalendarClient(config, TokenSet(access_token=access, refresh_token=refresh))
-    outcome = client.create(event_body(), eid(1))
+    outcome = push_create(client, event_body(), eid(1))
     assert (outcome.kind, outcome.status) == (Kind.AUTH_REVOKED, 403)
 
 
 def test_expired_token_without_refresh_token_is_auth_revoked(google, config, stored_tokens):
     stale = TokenSet(access_token=stored_tokens.access_token, expires_at=time.time() - 10)
-    assert GoogleCalendarClient(config, stale).create(event_body(), eid(1)).kind is Kind.AUTH_REVOKED
-    assert api_calls(google) == []
+    assert push_create(GoogleCalendarClient(config, stale), event_body(), eid(1)).kind is Kind.AUTH_REVOKED
+    assert google.requests(BATCH) == [] and api_calls(google) == []
 
 
 def test_token_endpoint_refusing_the_client_is_transient(google, client):
     google.expire_access_tokens(USER)
     google.inject(r"^/token$", status=400, times=None, body={"error": "invalid_client", "error_description": "Unauthorized"})
-    assert client.create(event_body(), eid(1)).kind is Kind.TRANSIENT
+    assert push_create(client, event_body(), eid(1)).kind is Kind.TRANSIENT
 
 
 # -- batches ----------------------------------------------------------------------------------------------
@@ -371,7 +364,7 @@ def test_120_mixed_operations_take_three_batch_requests(google, client):
 
 def test_batch_gives_each_part_its_own_outcome(google, client):
     client.push([_create(n) for n in (1, 2, 3)])
-    client.delete(eid(3))
+    push_delete(client, eid(3))
     google.inject(rf"/events/{eid(2)}$", status=503, body={"error": {"code": 503, "message": "Backend Error"}})
     google.inject(rf"/events/{eid(1)}$", status=429, headers={"Retry-After": "12"}, body={"error": {"code": 429, "message": "Too many"}})
     outcomes = client.push(
@@ -401,8 +394,8 @@ def test_batch_gives_each_part_its_own_outcome(google, client):
     }
     assert outcomes["u1"].retry_after == 12.0 and outcomes["c1"].external_id == eid(1)
     assert 'Unknown name "colour"' in outcomes["c11"].message
-    # the setup batch, 8 parts (the bad op was never sent), then one batch of GETs for the two 409s
-    assert [len(google.part_log), len(google.requests(BATCH))] == [3 + 8 + 2, 3]
+    # the two setup batches, 8 parts (the bad op was never sent), then one batch of GETs for the two 409s
+    assert [len(google.part_log), len(google.requests(BATCH))] == [3 + 1 + 8 + 2, 4]
     assert [r.method for r in google.part_log[-2:]] == ["GET", "GET"]
 
 

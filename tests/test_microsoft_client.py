@@ -10,22 +10,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from impact_calendar_integration.tests.emulators import tls
-from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
+from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER
 from impact_calendar_integration.sync import oauth_microsoft
 from impact_calendar_integration.sync.config import MicrosoftConfig
 from impact_calendar_integration.sync.outcomes import AuthRevoked, Kind
 from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
 from impact_calendar_integration.sync.providers.microsoft import GraphCalendarClient, parse_retry_after
+from impact_calendar_integration.tests.pushing import push_create, push_delete, push_update
 
 REDIRECT = "https://odoo.test/impact_calendar/oauth/microsoft/callback"
 TIMEOUT = 0.5
-
-
-@pytest.fixture
-def emu():
-    with tls.trusted(), MicrosoftEmulator() as server:
-        yield server
 
 
 @pytest.fixture
@@ -135,34 +129,34 @@ def test_state_mismatch_raises_before_the_code_is_sent(emu, config):
     assert not emu.requests("/token")
 
 
-# -- single operations ---------------------------------------------------------------
+# -- one operation a push -----------------------------------------------------------
 def test_create_update_delete(emu, client):
-    created = client.create(body(attendees=[{"emailAddress": {"address": "student@example.com"}}]), "link-1-g0")
+    created = push_create(client, body(attendees=[{"emailAddress": {"address": "student@example.com"}}]), "link-1-g0")
     assert created.kind is Kind.DONE and created.status == 201
     [event] = emu.events()
     assert event["id"] == created.external_id and event["subject"] == "Yoga"
     assert event["transactionId"] == "link-1-g0"
     assert event["attendees"] == [] and emu.invitations_sent == []  # never invite students
 
-    updated = client.update(created.external_id, body("Pilates"))
+    updated = push_update(client, created.external_id, body("Pilates"))
     assert updated.kind is Kind.DONE and updated.external_id == created.external_id
     assert emu.event(created.external_id)["subject"] == "Pilates"
 
-    deleted = client.delete(created.external_id)
+    deleted = push_delete(client, created.external_id)
     assert deleted.kind is Kind.DONE and emu.events() == []
 
 
 def test_update_or_delete_of_a_vanished_event_is_gone(emu, client):
-    created = client.create(body(), "link-2-g0")
-    client.delete(created.external_id)
-    updated = client.update(created.external_id, body("Pilates"))
+    created = push_create(client, body(), "link-2-g0")
+    push_delete(client, created.external_id)
+    updated = push_update(client, created.external_id, body("Pilates"))
     assert updated.kind is Kind.GONE and updated.status == 404
     assert "ErrorItemNotFound" in updated.message
-    assert client.delete(created.external_id).kind is Kind.GONE
+    assert push_delete(client, created.external_id).kind is Kind.GONE
 
 
 def test_invalid_payload_is_rejected_with_graphs_words(client):
-    outcome = client.create(body(start={"dateTime": "2030-03-04T09:00:00", "timeZone": "Mars/Olympus"}), "x")
+    outcome = push_create(client, body(start={"dateTime": "2030-03-04T09:00:00", "timeZone": "Mars/Olympus"}), "x")
     assert outcome.kind is Kind.REJECTED and outcome.status == 400
     assert "ErrorTimeZoneNotSupportedException" in outcome.message
 
@@ -175,7 +169,7 @@ def test_expired_access_token_is_refreshed_and_the_rotation_is_published(emu, co
     recorder = Recorder()
     client = GraphCalendarClient(config, tokens, on_tokens=recorder)
 
-    assert client.create(body(), "link-3-g0").kind is Kind.DONE
+    assert push_create(client, body(), "link-3-g0").kind is Kind.DONE
     assert len(recorder.calls) == 1
     second_rt = refresh_tokens_in(recorder.calls[0].msal_cache)
     assert second_rt and second_rt != first_rt
@@ -184,33 +178,33 @@ def test_expired_access_token_is_refreshed_and_the_rotation_is_published(emu, co
     assert not emu.is_refresh_token_valid(old)
     assert token_call(emu, old).json()["error"] == "invalid_grant"
 
-    assert client.create(body(), "link-4-g0").kind is Kind.DONE  # rotates again: published again
+    assert push_create(client, body(), "link-4-g0").kind is Kind.DONE  # rotates again: published again
     assert len(recorder.calls) == 2
     assert refresh_tokens_in(recorder.calls[1].msal_cache) not in (first_rt, second_rt)
 
 
 def test_token_expired_at_the_server_is_refreshed_once(emu, client, recorder):
     emu.expire_access_tokens()
-    outcome = client.create(body(), "link-5-g0")
+    outcome = push_create(client, body(), "link-5-g0")
     assert outcome.kind is Kind.DONE
     assert len(recorder.calls) == 1
     assert [r.status for r in emu.requests("/v1.0/me/calendar/events")] == [401, 201]
 
 
 def test_no_refresh_and_no_callback_while_the_token_is_fresh(emu, client, recorder):
-    client.create(body(), "link-6-g0")
-    client.create(body(), "link-7-g0")
+    push_create(client, body(), "link-6-g0")
+    push_create(client, body(), "link-7-g0")
     assert recorder.calls == [] and len(emu.requests("/token")) == 1  # the code exchange only
 
 
 def test_revoked_consent_is_auth_revoked(emu, client, tokens):
     emu.revoke_user(DEFAULT_USER)
-    outcome = client.create(body(), "link-8-g0")
+    outcome = push_create(client, body(), "link-8-g0")
     assert outcome.kind is Kind.AUTH_REVOKED
     assert "invalid_grant" in outcome.message and "AADSTS70000" in outcome.message
     secrets_held = refresh_tokens_in(tokens.msal_cache)
     assert not any(secret in outcome.message for secret in secrets_held)
-    assert client.create(body(), "link-9-g0").kind is Kind.AUTH_REVOKED, "and stays so"
+    assert push_create(client, body(), "link-9-g0").kind is Kind.AUTH_REVOKED, "and stays so"
 
 
 def test_failed_refresh_is_auth_revoked_for_every_operation_of_a_push(emu, config):
@@ -229,9 +223,9 @@ def test_failed_refresh_is_auth_revoked_for_every_operation_of_a_push(emu, confi
 @pytest.mark.parametrize("fault", [{"delay": 2 * TIMEOUT}, {"drop": True}])
 def test_retried_create_after_a_lost_answer_makes_one_event(emu, client, fault):
     emu.inject(r"/me/calendar/events$", method="POST", after_handling=True, **fault)
-    lost = client.create(body(), "link-9-g0")
+    lost = push_create(client, body(), "link-9-g0")
     assert lost.kind is Kind.TRANSIENT
-    retried = client.create(body(), "link-9-g0")
+    retried = push_create(client, body(), "link-9-g0")
     assert retried.kind is Kind.DONE
     [event] = emu.events()
     assert event["id"] == retried.external_id
@@ -240,15 +234,15 @@ def test_retried_create_after_a_lost_answer_makes_one_event(emu, client, fault):
 def test_throttled_call_carries_retry_after(emu, client):
     emu.inject(r"/me/calendar/events$", status=429, headers={"Retry-After": "7"},
                body={"error": {"code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}})
-    outcome = client.create(body(), "link-10-g0")
+    outcome = push_create(client, body(), "link-10-g0")
     assert outcome.kind is Kind.RATE_LIMITED and outcome.retry_after == 7
     assert "ApplicationThrottled" in outcome.message
 
 
 def test_mailbox_rate_limit_is_rate_limited(emu, client):
     emu.rate_limit = (1, 30)
-    assert client.create(body(), "a").kind is Kind.DONE
-    outcome = client.create(body(), "b")
+    assert push_create(client, body(), "a").kind is Kind.DONE
+    outcome = push_create(client, body(), "b")
     assert outcome.kind is Kind.RATE_LIMITED and 1 <= outcome.retry_after <= 30
 
 
@@ -262,14 +256,14 @@ def test_mailbox_rate_limit_is_rate_limited(emu, client):
 def test_server_errors(emu, client, status, headers, kind):
     emu.inject(r"/me/calendar/events$", status=status, headers=headers,
                body={"error": {"code": "Whatever", "message": "refused"}})
-    outcome = client.create(body(), "c")
+    outcome = push_create(client, body(), "c")
     assert outcome.kind is kind and outcome.status == status
 
 
 def test_unreachable_graph_is_transient(emu, client, config):
-    assert client.create(body(), "warm-up").ok  # MSAL app and token ready
+    assert push_create(client, body(), "warm-up").ok  # MSAL app and token ready
     emu.stop()
-    assert client.create(body(), "c").kind is Kind.TRANSIENT
+    assert push_create(client, body(), "c").kind is Kind.TRANSIENT
 
 
 def test_retry_after_formats():
@@ -305,9 +299,9 @@ def test_120_mixed_operations_take_6_batches_within_mailbox_concurrency(emu, cli
 
 
 def test_batch_items_get_their_own_outcomes(emu, client):
-    gone = client.create(body(), "gone")
-    client.delete(gone.external_id)
-    kept = client.create(body(), "kept")
+    gone = push_create(client, body(), "gone")
+    push_delete(client, gone.external_id)
+    kept = push_create(client, body(), "kept")
     emu.inject(r"/me/events/", method="DELETE", status=429, headers={"Retry-After": "9"},
                body={"error": {"code": "ApplicationThrottled", "message": "slow down"}})
     bad_zone = body(start={"dateTime": "2030-03-04T09:00:00", "timeZone": "Mars/Olympus"})
@@ -362,15 +356,15 @@ def test_token_endpoint_outage_is_transient_not_revoked(emu, config):
     emu.access_token_lifetime = 120  # every call needs a refresh
     tokens, _ = connect(config)
     emu.inject(r"/oauth2/v2\.0/token$", status=500, body={"error": "server_error"}, times=None)
-    outcome = GraphCalendarClient(config, tokens).create(body(), "c")
+    outcome = push_create(GraphCalendarClient(config, tokens), body(), "c")
     assert outcome.kind is Kind.TRANSIENT
     emu.clear_faults()
-    assert GraphCalendarClient(config, tokens).create(body(), "c").kind is Kind.DONE
+    assert push_create(GraphCalendarClient(config, tokens), body(), "c").kind is Kind.DONE
 
 
 def test_authority_outage_is_transient(emu, config, tokens):
     emu.inject(r"openid-configuration$", status=503, times=None)
-    outcome = GraphCalendarClient(config, tokens).create(body(), "c")
+    outcome = push_create(GraphCalendarClient(config, tokens), body(), "c")
     assert outcome.kind is Kind.TRANSIENT
 
 

@@ -12,20 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from impact_calendar_integration.tests.emulators import tls
-from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, MicrosoftEmulator, to_utc
+from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, to_utc
 
 REDIRECT = "https://odoo.test/impact_calendar/oauth/microsoft/callback"
 SCOPE = "Calendars.ReadWrite User.Read offline_access openid profile"
 
 
 http = requests.Session()  # keep-alive: fewer TLS handshakes, faster tests
-
-
-@pytest.fixture
-def emu():
-    with tls.trusted(), MicrosoftEmulator() as server:
-        yield server
 
 
 def b64url(data):

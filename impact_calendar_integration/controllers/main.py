@@ -92,7 +92,7 @@ class ImpactCalendarOAuth(http.Controller):
 
     def _back_to_preferences(self, notice=None):
         if notice:
-            request.env.user.sudo().impact_calendar_notice_text = notice
+            request.env.user._impact_calendar_set_notice(notice)
         return request.redirect(PREFERENCES_URL, code=303, local=True)
 
     @http.route("/impact_calendar/oauth/<string:provider>/start", type="http", auth="user", methods=["GET"])

@@ -19,6 +19,19 @@ DISCONNECT_GRACE = 24 * 3600  # seconds a disconnect may spend removing classes 
 DESTINATION_CHOICES = [(DEDICATED, "A dedicated calendar"), (MAIN, "My main calendar")]
 
 
+def dialog_action(name, res_model, context=None):
+    """The action that opens a wizard's form in a dialog."""
+    return {
+        "type": "ir.actions.act_window",
+        "name": name,
+        "res_model": res_model,
+        "view_mode": "form",
+        "views": [(False, "form")],
+        "target": "new",
+        "context": context or {},
+    }
+
+
 class ImpactCalendarAccount(models.Model):
     """One user's connection to their external calendar (at most one per user)."""
 
@@ -231,7 +244,7 @@ class ImpactCalendarAccount(models.Model):
         links = self.env["impact.calendar.link"].sudo()
         links._mark_users_dirty(user.ids, outbox.CHANGE_RETRY)  # resumes what was paused
         links._mark_users_dirty(user.ids, outbox.CHANGE_BACKFILL)
-        user.sudo().impact_calendar_notice_text = False
+        user._impact_calendar_set_notice(False)
         return account
 
     def _mark_needs_reconnect(self, message):
@@ -256,14 +269,9 @@ class ImpactCalendarAccount(models.Model):
 
     def action_disconnect(self):
         self._check_owner_or_manager()
-        return {
-            "type": "ir.actions.act_window",
-            "name": self.env._("Disconnect external calendar"),
-            "res_model": "impact.calendar.disconnect",
-            "view_mode": "form",
-            "target": "new",
-            "context": {"default_account_id": self.id},
-        }
+        return dialog_action(
+            self.env._("Disconnect external calendar"), "impact.calendar.disconnect", {"default_account_id": self.id}
+        )
 
     def _disconnect(self, keep_events):
         """Disconnect: remove our future events first (unless kept), then revoke and erase."""
@@ -339,7 +347,7 @@ class ImpactCalendarAccount(models.Model):
                 )
             user = account.user_id
             account._revoke_and_erase()
-            user.sudo().impact_calendar_notice_text = notice
+            user._impact_calendar_set_notice(notice)
 
     def _delete_dedicated_calendar(self):
         """Delete our calendar with every class in it, in one call. True when it is gone."""

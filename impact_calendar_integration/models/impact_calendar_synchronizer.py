@@ -365,7 +365,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
 
     @api.model
     def _notify(self, account, text):
-        account.user_id.sudo().impact_calendar_notice_text = text
+        account.user_id._impact_calendar_set_notice(text)
 
     def _record_results(self, account, ops, op_links, outcomes, token, seqs, overrides=None):
         """Settle every outcome with the engine and record it; a conflict records it again."""

@@ -14,68 +14,45 @@ ENDPOINT_SETTINGS = (
 )
 
 
+def _setting(field_type, label, key, **options):
+    """A Settings field stored in the system parameter ``impact_calendar.<key>``."""
+    return field_type(string=label, config_parameter=f"impact_calendar.{key}", **options)
+
+
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
-    impact_calendar_google_client_id = fields.Char(
-        "Google client ID", config_parameter="impact_calendar.google_client_id"
+    impact_calendar_google_client_id = _setting(fields.Char, "Google client ID", "google_client_id")
+    impact_calendar_google_client_secret = _setting(fields.Char, "Google client secret", "google_client_secret")
+    impact_calendar_google_auth_endpoint = _setting(fields.Char, "Google authorization endpoint", "google_auth_endpoint")
+    impact_calendar_google_token_endpoint = _setting(fields.Char, "Google token endpoint", "google_token_endpoint")
+    impact_calendar_google_revoke_endpoint = _setting(fields.Char, "Google revoke endpoint", "google_revoke_endpoint")
+    impact_calendar_google_api_endpoint = _setting(fields.Char, "Google Calendar API root", "google_api_endpoint")
+    impact_calendar_microsoft_client_id = _setting(
+        fields.Char, "Microsoft application (client) ID", "microsoft_client_id"
     )
-    impact_calendar_google_client_secret = fields.Char(
-        "Google client secret", config_parameter="impact_calendar.google_client_secret"
-    )
-    impact_calendar_google_auth_endpoint = fields.Char(
-        "Google authorization endpoint", config_parameter="impact_calendar.google_auth_endpoint"
-    )
-    impact_calendar_google_token_endpoint = fields.Char(
-        "Google token endpoint", config_parameter="impact_calendar.google_token_endpoint"
-    )
-    impact_calendar_google_revoke_endpoint = fields.Char(
-        "Google revoke endpoint", config_parameter="impact_calendar.google_revoke_endpoint"
-    )
-    impact_calendar_google_api_endpoint = fields.Char(
-        "Google Calendar API root", config_parameter="impact_calendar.google_api_endpoint"
-    )
-    impact_calendar_microsoft_client_id = fields.Char(
-        "Microsoft application (client) ID", config_parameter="impact_calendar.microsoft_client_id"
-    )
-    impact_calendar_microsoft_client_secret = fields.Char(
-        "Microsoft client secret", config_parameter="impact_calendar.microsoft_client_secret"
-    )
-    impact_calendar_microsoft_tenant = fields.Char(
-        "Microsoft tenant", config_parameter="impact_calendar.microsoft_tenant"
-    )
-    impact_calendar_microsoft_authority_host = fields.Char(
-        "Microsoft authority host", config_parameter="impact_calendar.microsoft_authority_host"
-    )
-    impact_calendar_microsoft_graph_endpoint = fields.Char(
-        "Microsoft Graph root", config_parameter="impact_calendar.microsoft_graph_endpoint"
-    )
-    impact_calendar_include_student_names = fields.Boolean(
-        "Show student names in external events",
-        config_parameter="impact_calendar.include_student_names",
+    impact_calendar_microsoft_client_secret = _setting(fields.Char, "Microsoft client secret", "microsoft_client_secret")
+    impact_calendar_microsoft_tenant = _setting(fields.Char, "Microsoft tenant", "microsoft_tenant")
+    impact_calendar_microsoft_authority_host = _setting(fields.Char, "Microsoft authority host", "microsoft_authority_host")
+    impact_calendar_microsoft_graph_endpoint = _setting(fields.Char, "Microsoft Graph root", "microsoft_graph_endpoint")
+    impact_calendar_include_student_names = _setting(
+        fields.Boolean, "Show student names in external events", "include_student_names",
         help="Off: the external event shows only how many students are booked.",
     )
-    impact_calendar_event_domain = fields.Char(
-        "Availabilities",
-        config_parameter="impact_calendar.event_domain",
-        default="[]",
+    impact_calendar_event_domain = _setting(
+        fields.Char, "Availabilities", "event_domain", default="[]",
         help="Which calendar events count as bookable availabilities (empty: every event the instructor organizes).",
     )
-    impact_calendar_dedicated_calendar_name = fields.Char(
-        "Dedicated calendar name",
-        config_parameter="impact_calendar.dedicated_calendar_name",
-        default="Classes",
+    impact_calendar_dedicated_calendar_name = _setting(
+        fields.Char, "Dedicated calendar name", "dedicated_calendar_name", default="Classes",
         help="Name of the calendar the addon creates in each instructor's account.",
     )
-    impact_calendar_default_destination = fields.Selection(
-        [("dedicated", "A dedicated calendar"), ("main", "The instructor's main calendar")],
-        string="Classes go to",
-        config_parameter="impact_calendar.default_destination",
-        default="dedicated",
+    impact_calendar_default_destination = _setting(
+        fields.Selection, "Classes go to", "default_destination", default="dedicated",
+        selection=[("dedicated", "A dedicated calendar"), ("main", "The instructor's main calendar")],
     )
-    impact_calendar_force_destination = fields.Boolean(
-        "Same for everyone",
-        config_parameter="impact_calendar.force_destination",
+    impact_calendar_force_destination = _setting(
+        fields.Boolean, "Same for everyone", "force_destination",
         help="Instructors cannot choose: every new connection uses this destination.",
     )
     impact_calendar_google_redirect_uri = fields.Char(

@@ -180,8 +180,12 @@ class ResUsers(models.Model):
 
     def action_impact_calendar_dismiss_notice(self):
         self._impact_check_self()
-        self.sudo().impact_calendar_notice_text = False
+        self._impact_calendar_set_notice(False)
         return True
+
+    def _impact_calendar_set_notice(self, text):
+        """Show ``text`` once in Preferences (False clears it); the field is admin-only."""
+        self.sudo().impact_calendar_notice_text = text
 
     @api.model
     def _impact_preferences_action(self):

@@ -2,6 +2,8 @@
 # pylint: disable=consider-merging-classes-inherited
 from odoo import api, fields, models
 
+from .impact_calendar_account import dialog_action
+
 FEED_FIELDS = ["impact_calendar_feed_enabled", "impact_calendar_feed_url"]
 
 
@@ -45,11 +47,4 @@ class ResUsers(models.Model):
     def action_impact_calendar_connect_caldav(self):
         """CalDAV has no consent page: a form asks for the server and an app-specific password."""
         self._impact_check_self()
-        return {
-            "type": "ir.actions.act_window",
-            "name": self.env._("Connect Apple iCloud / CalDAV"),
-            "res_model": "impact.calendar.caldav.wizard",
-            "view_mode": "form",
-            "views": [(False, "form")],
-            "target": "new",
-        }
+        return dialog_action(self.env._("Connect Apple iCloud / CalDAV"), "impact.calendar.caldav.wizard")

@@ -1,6 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Shared fixtures of the addon's Odoo tests."""
 
+from datetime import datetime, timedelta
+
+from odoo import Command
 from odoo.tests import new_test_user
 
 from ..sync.tokens import TokenSet
@@ -26,6 +29,28 @@ def connect_offline(user, provider="google", email=None, tokens=None, destinatio
         user, provider, tokens, email or f"{user.login}@example.com", destination
     )
 
+
+
+def add_students(cls, name, count, days):
+    """``cls.students``: ``count`` partners with an e-mail; ``cls.start``: a whole hour ``days`` ahead."""
+    email = name.lower().replace(" ", "")
+    cls.students = cls.env["res.partner"].create(
+        [{"name": f"{name} {n}", "email": f"{email}{n}@example.com"} for n in range(1, count + 1)]
+    )
+    cls.start = datetime.now().replace(microsecond=0, second=0, minute=0) + timedelta(days=days)
+
+
+def create_class(env, user, students, when, length, **values):
+    """A class ``user`` organizes at ``when`` for ``length`` with ``students`` booked, created as
+    ``user`` like a booking is; ``values`` add or override fields."""
+    vals = {
+        "user_id": user.id,
+        "start": when,
+        "stop": when + length,
+        "partner_ids": [Command.set([user.partner_id.id, *(student.id for student in students)])],
+    }
+    vals.update(values)
+    return env["calendar.event"].with_user(user).create(vals)
 
 
 def use_emulator(env, provider, emulator):

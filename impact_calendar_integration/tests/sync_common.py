@@ -2,15 +2,14 @@
 """A booking world wired to the loopback emulators: instructors, students, and a cron to run."""
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from unittest.mock import patch
 
-from odoo import Command
 from odoo.tests import TransactionCase
 
 from ..sync import providers
 from ..sync.tokens import TokenSet
-from .common import make_user, use_emulator
+from .common import add_students, create_class, make_user, use_emulator
 from .emulators import google, microsoft, tls
 
 
@@ -32,10 +31,7 @@ class SyncCase(TransactionCase):
             cls.addClassCleanup(trust.__exit__, None, None, None)
         cls.addClassCleanup(cls.emulator.stop)
         use_emulator(cls.env, cls.provider, cls.emulator)
-        cls.students = cls.env["res.partner"].create(
-            [{"name": f"Student {n}", "email": f"student{n}@example.com"} for n in range(1, 6)]
-        )
-        cls.start = datetime.now().replace(microsecond=0, second=0, minute=0) + timedelta(days=3)
+        add_students(cls, "Student", 5, days=3)
 
     def setUp(self):
         super().setUp()
@@ -83,16 +79,8 @@ class SyncCase(TransactionCase):
         return tokens
 
     def availability(self, user=None, students=(), **values):
-        user = user or self.instructor
-        vals = {
-            "name": "Pottery for beginners",
-            "user_id": user.id,
-            "start": self.start,
-            "stop": self.start + timedelta(hours=1),
-            "partner_ids": [Command.set([user.partner_id.id] + [s.id for s in students])],
-        }
-        vals.update(values)
-        return self.env["calendar.event"].with_user(user).create(vals)
+        values.setdefault("name", "Pottery for beginners")
+        return create_class(self.env, user or self.instructor, students, self.start, timedelta(hours=1), **values)
 
     def flush(self):
         """What a commit and the worker's first step do: ORM flush, the precommit hook that

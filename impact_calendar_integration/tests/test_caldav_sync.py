@@ -12,7 +12,7 @@ from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 
-from .common import make_user
+from .common import add_students, create_class, make_user
 from .emulators.radicale_server import RadicaleServer
 
 _logger = logging.getLogger(__name__)
@@ -28,10 +28,7 @@ class TestCaldavSync(TransactionCase):
         cls.dav = RadicaleServer().start()
         cls.addClassCleanup(cls.dav.stop)
         cls.env["ir.config_parameter"].sudo().set_param("impact_calendar.dedicated_calendar_name", "Lessons")
-        cls.students = cls.env["res.partner"].create(
-            [{"name": f"Dav Student {n}", "email": f"davstudent{n}@example.com"} for n in range(1, 5)]
-        )
-        cls.start = datetime.now().replace(microsecond=0, second=0, minute=0) + timedelta(days=3)
+        add_students(cls, "Dav Student", 4, days=3)
 
     def setUp(self):
         super().setUp()
@@ -51,15 +48,9 @@ class TestCaldavSync(TransactionCase):
         return self.env["impact.calendar.account"].sudo().search([("user_id", "=", self.instructor.id)])
 
     def klass(self, students=1, hours=0, **values):
-        vals = {
-            "name": "Dav pottery",
-            "user_id": self.instructor.id,
-            "start": self.start + timedelta(hours=hours),
-            "stop": self.start + timedelta(hours=hours, minutes=45),
-            "partner_ids": [Command.set([self.instructor.partner_id.id, *self.students[:students].ids])],
-        }
-        vals.update(values)
-        return self.env["calendar.event"].with_user(self.instructor).create(vals)
+        values.setdefault("name", "Dav pottery")
+        when = self.start + timedelta(hours=hours)
+        return create_class(self.env, self.instructor, self.students[:students], when, timedelta(minutes=45), **values)
 
     def push(self):
         self.env.cr.flush()

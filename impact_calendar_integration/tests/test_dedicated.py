@@ -10,6 +10,7 @@ from datetime import timedelta
 from odoo import Command, fields
 from odoo.tests import tagged
 
+from .pushing import push_create
 from .sync_common import SyncCase
 
 
@@ -211,7 +212,7 @@ class TestGoogleDedicated(DedicatedBehaviour, SyncCase):
 
     def test_consent_of_a_dedicated_connection_cannot_reach_primary(self):
         client = self.account._client()
-        outcome = client.create({"summary": "x", "start": {"date": "2030-01-01"}, "end": {"date": "2030-01-02"}}, "impact0000g0")
+        outcome = push_create(client, {"summary": "x", "start": {"date": "2030-01-01"}, "end": {"date": "2030-01-02"}}, "impact0000g0")
         self.assertEqual(outcome.status, 403)
 
 

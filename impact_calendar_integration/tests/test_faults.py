@@ -34,6 +34,7 @@ from ..sync.providers.microsoft import GraphCalendarClient
 from ..sync.vault import Vault
 from .common import GROUP, make_user
 from .emulators.common import Response
+from .pushing import push_delete
 from .sync_common import SyncCase
 
 _logger = logging.getLogger(__name__)
@@ -454,7 +455,7 @@ class FaultCases:
         # (recreated), the delete too (done).
         client = self.account._client()
         for event in old[:2]:
-            self.assertTrue(client.delete(self.link(event).external_id).ok)
+            self.assertTrue(push_delete(client, self.link(event).external_id).ok)
         old[0].write({"name": "Old 0 renamed"})
         old[1].write({"partner_ids": [Command.unlink(self.students[0].id)]})
         old[2].write({"location": "Room 2"})

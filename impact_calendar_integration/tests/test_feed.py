@@ -5,7 +5,7 @@ session, then conditional GETs that must answer 304 until a class changes."""
 import contextlib
 import hashlib
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import icalendar
 import requests
@@ -15,7 +15,7 @@ from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, tagged
 
 from .. import compat
-from .common import GROUP, make_user
+from .common import GROUP, add_students, create_class, make_user
 
 _logger = logging.getLogger(__name__)
 APPLE = "macOS/14.5 (23F79) dataaccessd/1.0"
@@ -27,13 +27,10 @@ class TestFeed(HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        add_students(cls, "Feed Student", 3, days=2)
         cls.instructor = make_user(cls.env, "feedteacher")
         cls.other = make_user(cls.env, "feedother")
         cls.manager = make_user(cls.env, "feedmanager", manager=True)
-        cls.students = cls.env["res.partner"].create(
-            [{"name": f"Feed Student {n}", "email": f"feedstudent{n}@example.com"} for n in range(1, 4)]
-        )
-        cls.start = datetime.now().replace(microsecond=0, second=0, minute=0) + timedelta(days=2)
 
     def setUp(self):
         super().setUp()
@@ -41,15 +38,9 @@ class TestFeed(HttpCase):
 
     # -- helpers ------------------------------------------------------------------------------
     def klass(self, students=1, days=0, **values):
-        vals = {
-            "name": "Feed pottery",
-            "user_id": self.instructor.id,
-            "start": self.start + timedelta(days=days),
-            "stop": self.start + timedelta(days=days, hours=1),
-            "partner_ids": [Command.set([self.instructor.partner_id.id, *self.students[:students].ids])],
-        }
-        vals.update(values)
-        return self.env["calendar.event"].with_user(self.instructor).create(vals)
+        values.setdefault("name", "Feed pottery")
+        when = self.start + timedelta(days=days)
+        return create_class(self.env, self.instructor, self.students[:students], when, timedelta(hours=1), **values)
 
     def turn_on(self, user=None):
         user = user or self.instructor

@@ -12,6 +12,7 @@ from odoo.tests import tagged
 from .. import compat
 from ..sync import providers
 from .common import GROUP, make_user
+from .pushing import push_delete
 from .sync_common import SyncCase
 
 
@@ -20,7 +21,7 @@ class SyncBehaviour:
 
     def delete_at_provider(self, event_id):
         """The instructor deletes the event in their own calendar."""
-        self.assertTrue(self.account._client().delete(event_id).ok)
+        self.assertTrue(push_delete(self.account._client(), event_id).ok)
 
     def test_first_booking_creates_event(self):
         event = self.availability()

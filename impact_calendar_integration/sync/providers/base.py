@@ -63,15 +63,6 @@ class ProviderClient:
         """Send one batch: ``{op.key: Outcome}`` for every operation of ``chunk``."""
         raise NotImplementedError
 
-    def create(self, body, client_id):  # pylint: disable=method-required-super
-        raise NotImplementedError
-
-    def update(self, external_id, body):
-        raise NotImplementedError
-
-    def delete(self, external_id):
-        raise NotImplementedError
-
     # -- the dedicated calendar -----------------------------------------------------------
     def create_calendar(self, name, guard, resent=False):
         """Create a calendar called ``name``: an Outcome whose ``external_id`` is its id.

@@ -186,22 +186,7 @@ class GoogleCalendarClient(ProviderClient):
     def delete_calendar(self, calendar_id):
         return self._execute(self.service.calendars().delete(calendarId=calendar_id), external_id=calendar_id)
 
-    # -- single calls ------------------------------------------------------------------------------
-    def create(self, body, client_id):  # pylint: disable=method-required-super
-        outcome = self._execute(self._insert(body, client_id))
-        if outcome.status == 409:
-            outcome = self._recover_conflict(client_id)
-        elif outcome.kind is Kind.DONE and not outcome.external_id:
-            # A create is DONE only with the event's id: without it the link would forget the event.
-            outcome = Outcome(Kind.TRANSIENT, status=outcome.status, message=MISSING_ID_MESSAGE)
-        return outcome
-
-    def update(self, external_id, body):
-        return self._execute(self._patch(external_id, body))
-
-    def delete(self, external_id):
-        return self._execute(self._delete(external_id), external_id=external_id)
-
+    # -- single calls (calendars only: events always go through a batch) ---------------------------
     def _execute(self, request, external_id=None):
         result, outcome = self._call(request)
         return outcome or _success_outcome(result, external_id)
@@ -217,11 +202,6 @@ class GoogleCalendarClient(ProviderClient):
             return None, Outcome(Kind.TRANSIENT, status=200, message=MALFORMED_MESSAGE)
         finally:
             self._publish_tokens()
-
-    def _recover_conflict(self, client_id):
-        """A 409 on insert: our own earlier create landed (crash/timeout), or the id is burned."""
-        event, outcome = self._call(self._get(client_id))
-        return _conflict_outcome(client_id, event, outcome)
 
     # -- batch ---------------------------------------------------------------------------------------
     def _push_chunk(self, chunk):

@@ -1,6 +1,6 @@
 """Microsoft Graph adapter: writes our events into one user's Outlook calendar.
 
-Event calls: create, update, delete (single or through ``$batch``) and ``/me``, in the default
+Event calls: create, update, delete (through ``push``: one alone, more in a ``$batch``) and ``/me``, in the default
 calendar or in a calendar we created (``calendar_id``). Events are never listed or read back;
 calendars are listed only to find the one a create whose answer was lost made (by our guard).
 """
@@ -103,16 +103,7 @@ class GraphCalendarClient(ProviderClient):
     def delete_calendar(self, calendar_id):
         return self._single(DELETE, GraphRequest("DELETE", _calendar_path(calendar_id)))
 
-    # -- single operations ---------------------------------------------------------------
-    def create(self, body, client_id):  # pylint: disable=method-required-super
-        return self._single(CREATE, _create_request(body, client_id, self.calendar_id))
-
-    def update(self, external_id, body):
-        return self._single(UPDATE, _update_request(external_id, body, self.calendar_id))
-
-    def delete(self, external_id):
-        return self._single(DELETE, _delete_request(external_id, self.calendar_id))
-
+    # -- single requests (a push of one operation, the calendars) -------------------------
     def _single(self, action, request):
         response, failure = self._call(request)
         if failure is not None:

@@ -576,12 +576,16 @@ class GoogleEmulator(LoopbackServer):
             return True
         return calendar is not None and APP_CREATED_SCOPE in scopes and calendar.client_id == self.client_id
 
+    def _caller_within_quota(self, req):
+        """(User, None) for an authorised caller under its quota, else (None, error Response)."""
+        user, error = self._caller(req)
+        if error is None:
+            error = self._over_quota(user)
+        return (None, error) if error is not None else (user, None)
+
     def _calendar_of(self, req, calendar_id):
         """(User, events dict) when the caller may use ``calendar_id``, else (None, error Response)."""
-        user, error = self._caller(req)
-        if error:
-            return None, error
-        error = self._over_quota(user)
+        user, error = self._caller_within_quota(req)
         if error:
             return None, error
         calendar_id = unquote(calendar_id)
@@ -601,10 +605,7 @@ class GoogleEmulator(LoopbackServer):
 
     # -- Calendar API: calendars ---------------------------------------------------------------------
     def _calendar_admin(self, req):
-        user, error = self._caller(req)
-        if error:
-            return None, error
-        error = self._over_quota(user)
+        user, error = self._caller_within_quota(req)
         if error:
             return None, error
         if not getattr(req, "granted_scopes", set()) & set(CALENDAR_ADMIN_SCOPES):
