@@ -1,10 +1,19 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import ast
+import functools
 
 from odoo import api, models
 
 from ..sync.payload import ClassSnapshot
 
+
+@functools.lru_cache(maxsize=8)
+def _parse_domain(raw):
+    """The domain text parsed once per value (every booking write and every pushed class asks)."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
 
 
 class CalendarEvent(models.Model):
@@ -49,10 +58,8 @@ class CalendarEvent(models.Model):
         """The admin's availability domain (``impact_calendar.event_domain``), or None when it
         does not parse; an empty list means every event."""
         raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain") or "[]"
-        try:
-            return ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            return None
+        domain = _parse_domain(raw)
+        return list(domain) if isinstance(domain, (list, tuple)) else domain  # a copy: the cache is shared
 
     @api.model
     def _impact_calendar_not_booked_states(self):
