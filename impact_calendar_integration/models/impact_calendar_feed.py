@@ -1,23 +1,22 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import hashlib
 import hmac
-import logging
 import re
 import secrets
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.http import request
 
 from .. import compat
 from ..sync import ics, payload
-from ..sync.vault import VaultKeyError
-
-_logger = logging.getLogger(__name__)
 
 GROUP = "impact_calendar_integration.group_calendar_integration"
 FEED_PATH = "/impact_calendar/feed/%s.ics"
 PAST_DAYS = 30  # a feed shows classes from 30 days back onwards
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
+# Where the plain token of a feed just made is kept: the HTTP session, and the cursor's cache.
+SHOWN_KEY = "impact_calendar_feed_token"
 
 
 def token_hash(token):
@@ -29,8 +28,8 @@ class ImpactCalendarFeed(models.Model):
 
     No access right for anybody: the addon's code reads it through ``sudo()`` only. A feed
     request is looked up by the token's SHA-256 (unique index) and compared in constant time.
-    The token itself is kept only encrypted with the vault's keys, so that Preferences can show
-    the URL again to its owner; a feed request never decrypts it.
+    The database never holds the token: it is shown once, to its owner, in the browser session
+    that made it (kept in that HTTP session, server side), then only a new one can be made.
     """
 
     _name = "impact.calendar.feed"
@@ -39,7 +38,6 @@ class ImpactCalendarFeed(models.Model):
 
     user_id = fields.Many2one("res.users", required=True, ondelete="cascade", index=True, readonly=True)
     token_hash = fields.Char(required=True, index=True, readonly=True)
-    token_secret = fields.Text(readonly=True, help="The token, Fernet-encrypted, to show the URL to its owner.")
     changed_at = fields.Datetime(readonly=True, help="When the token was issued.")
     body_etag = fields.Char(readonly=True, help="ETag of the feed as last served.")
     body_changed_at = fields.Datetime(readonly=True, help="When the served feed last changed (Last-Modified).")
@@ -58,16 +56,12 @@ class ImpactCalendarFeed(models.Model):
 
     # -- tokens ---------------------------------------------------------------------------------
     @api.model
-    def _vault(self):
-        return self.env["impact.calendar.credential"]._vault()
-
-    @api.model
     def _rotate(self, user):
-        """Turn ``user``'s feed on, or give it a new token: the old URL stops at once."""
+        """Turn ``user``'s feed on, or give it a new token: the old URL stops at once. The token
+        is remembered for its owner's current session only (``_url``)."""
         token = secrets.token_urlsafe(32)  # 256 bits
         values = {
             "token_hash": token_hash(token),
-            "token_secret": self._vault().encrypt(token),
             "changed_at": fields.Datetime.now(),
             "body_etag": False,
         }
@@ -76,27 +70,59 @@ class ImpactCalendarFeed(models.Model):
             feed.write(values)
         else:
             self.sudo().create(dict(values, user_id=user.id))
+        self._remember(user, token)
         return token
 
     @api.model
     def _disable(self, user):
         self.sudo().search([("user_id", "=", user.id)]).unlink()
+        self._remember(user, None)
 
-    def _token(self):
-        """The plain token (for its owner's Preferences), or None when unreadable."""
-        self.ensure_one()
-        try:
-            return self._vault().decrypt(self.sudo().token_secret) or None
-        except VaultKeyError:
-            _logger.info("Calendar feed of user %s: token unreadable with the current keys", self.user_id.id)
+    @api.model
+    def _remember(self, user, token):
+        """Keep the plain token where only this session finds it: the user's HTTP session
+        (server-side session store), and this cursor for code without a request (shell,
+        tests). Never the database."""
+        cursor_store = self._cursor_store()
+        if cursor_store is not None:
+            cursor_store[user.id] = token
+        session = self._session(user)
+        if session is not None:
+            if token:
+                session[SHOWN_KEY] = token
+            else:
+                session.pop(SHOWN_KEY, None)
+
+    @api.model
+    def _cursor_store(self):
+        """{user id: token} in the cursor's cache (18.0 test cursors have none: None)."""
+        cache = getattr(self.env.cr, "cache", None)
+        return None if cache is None else cache.setdefault(SHOWN_KEY, {})
+
+    @api.model
+    def _session(self, user):
+        """The HTTP session of the current request, when it is ``user``'s own; else None."""
+        session = getattr(request, "session", None) if request else None
+        if session is None or session.get("uid") != user.id:
             return None
+        return session
+
+    @api.model
+    def _shown_tokens(self, user):
+        """The tokens this session or cursor holds for ``user`` (maybe stale ones)."""
+        cursor_store = self._cursor_store() or {}
+        session = self._session(user)
+        tokens = [cursor_store.get(user.id), session.get(SHOWN_KEY) if session is not None else None]
+        return [token for token in tokens if token]
 
     def _url(self):
-        token = self._token()
-        if not token:
-            return False
-        base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
-        return base.rstrip("/") + FEED_PATH % token
+        """The feed's URL for its owner, if this session made its current token; else False."""
+        self.ensure_one()
+        for token in self._shown_tokens(self.user_id):
+            if hmac.compare_digest(token_hash(token).encode(), self.sudo().token_hash.encode()):
+                base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+                return base.rstrip("/") + FEED_PATH % token
+        return False
 
     @api.model
     def _find(self, token):
