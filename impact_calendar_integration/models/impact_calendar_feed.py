@@ -15,7 +15,7 @@ GROUP = "impact_calendar_integration.group_calendar_integration"
 FEED_PATH = "/impact_calendar/feed/%s.ics"
 PAST_DAYS = 30  # a feed shows classes from 30 days back onwards
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
-# Where the plain token of a feed just made is kept: the HTTP session, and the cursor's cache.
+# Key of the plain token of a feed just made, in the HTTP session (or the cursor's cache).
 SHOWN_KEY = "impact_calendar_feed_token"
 
 
@@ -80,49 +80,52 @@ class ImpactCalendarFeed(models.Model):
 
     @api.model
     def _remember(self, user, token):
-        """Keep the plain token where only this session finds it: the user's HTTP session
-        (server-side session store), and this cursor for code without a request (shell,
-        tests). Never the database."""
-        cursor_store = self._cursor_store()
-        if cursor_store is not None:
-            cursor_store[user.id] = token
-        session = self._session(user)
-        if session is not None:
+        """Keep the plain token where only this session finds it, never in the database: in a
+        request, the user's HTTP session (server-side session store); without one (shell,
+        tests), the cursor's cache."""
+        if request:
+            session = self._session(user)
+            if session is None:
+                return
             if token:
                 session[SHOWN_KEY] = token
             else:
                 session.pop(SHOWN_KEY, None)
+            return
+        cursor_store = self._cursor_store()
+        if cursor_store is not None:
+            cursor_store[user.id] = token
+
+    @api.model
+    def _shown_token(self, user):
+        """The token this session (or cursor) made for ``user``, maybe a stale one; or None."""
+        if request:
+            session = self._session(user)
+            return session.get(SHOWN_KEY) if session is not None else None
+        return (self._cursor_store() or {}).get(user.id)
 
     @api.model
     def _cursor_store(self):
-        """{user id: token} in the cursor's cache (18.0 test cursors have none: None)."""
+        """{user id: token} in the cursor's cache (None where the cursor has no cache)."""
         cache = getattr(self.env.cr, "cache", None)
         return None if cache is None else cache.setdefault(SHOWN_KEY, {})
 
     @api.model
     def _session(self, user):
         """The HTTP session of the current request, when it is ``user``'s own; else None."""
-        session = getattr(request, "session", None) if request else None
+        session = getattr(request, "session", None)
         if session is None or session.get("uid") != user.id:
             return None
         return session
 
-    @api.model
-    def _shown_tokens(self, user):
-        """The tokens this session or cursor holds for ``user`` (maybe stale ones)."""
-        cursor_store = self._cursor_store() or {}
-        session = self._session(user)
-        tokens = [cursor_store.get(user.id), session.get(SHOWN_KEY) if session is not None else None]
-        return [token for token in tokens if token]
-
     def _url(self):
         """The feed's URL for its owner, if this session made its current token; else False."""
         self.ensure_one()
-        for token in self._shown_tokens(self.user_id):
-            if hmac.compare_digest(token_hash(token).encode(), self.sudo().token_hash.encode()):
-                base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
-                return base.rstrip("/") + FEED_PATH % token
-        return False
+        token = self._shown_token(self.user_id)
+        if not token or not hmac.compare_digest(token_hash(token).encode(), self.sudo().token_hash.encode()):
+            return False
+        base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+        return base.rstrip("/") + FEED_PATH % token
 
     @api.model
     def _find(self, token):
