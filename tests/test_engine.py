@@ -66,6 +66,12 @@ def test_create_after_a_dead_worker_is_marked_resent():
     assert op.action == CREATE and op.meta["resent"]
 
 
+def test_create_after_a_failed_try_is_marked_resent():
+    """A failed try may have been applied (its answer lost): the provider must know."""
+    op = engine.plan(7, engine.LinkState(attempts=1), BODY, client_id)
+    assert op.action == CREATE and op.meta["resent"] is True
+
+
 def test_changed_class_is_updated():
     op = engine.plan(7, engine.LinkState(external_id="e1", pushed_hash="old"), BODY, client_id)
     assert (op.action, op.external_id, op.meta["hash"]) == (UPDATE, "e1", HASH)
@@ -120,6 +126,32 @@ def test_done_create_records_id_and_hash():
 def test_retried_create_keeps_the_id_and_sends_the_body_again(op, outcome, link):
     t = engine.settle(op, outcome, link)
     assert (t.kind, t.external_id, t.pushed_hash) == (engine.CREATED_UNVERIFIED, outcome.external_id, None)
+    assert engine.settle(op, outcome, link, create_sends_current_body=False) == t
+
+
+@pytest.mark.parametrize(
+    "op, link",
+    [
+        (create(), engine.LinkState(attempts=1)),  # a retry after a lost answer
+        (Operation(key=7, action=CREATE, body=BODY, meta={"hash": HASH, "resent": True, "calendar": "cal-1"}), FRESH),
+    ],
+)
+def test_retried_create_of_a_provider_sending_the_current_body_is_done(op, link):
+    """CalDAV's retried create overwrites with the body it sends: no verifying update follows."""
+    outcome = Outcome(Kind.DONE, external_id="e9", status=204)
+    t = engine.settle(op, outcome, link, create_sends_current_body=True)
+    assert (t.kind, t.external_id, t.pushed_hash, t.pushed) == (engine.DONE, "e9", HASH, True)
+    assert t.calendar == op.meta.get("calendar")
+    # failures are settled the same way whatever the flag
+    for kind in (Kind.TRANSIENT, Kind.GONE, Kind.REJECTED, Kind.AUTH_REVOKED):
+        failed = Outcome(kind, status=503)
+        assert engine.settle(op, failed, link, create_sends_current_body=True).kind == engine.settle(
+            op, failed, link, rng=random.Random(1)).kind
+
+
+def test_only_caldav_declares_that_its_create_sends_the_current_body():
+    flags = {name: providers.get(name).create_sends_current_body for name in ("google", "microsoft", "caldav")}
+    assert flags == {"google": False, "microsoft": False, "caldav": True}
 
 
 def test_done_update_and_delete():

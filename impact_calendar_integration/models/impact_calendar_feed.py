@@ -1,23 +1,22 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import hashlib
 import hmac
-import logging
 import re
 import secrets
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.http import request
 
 from .. import compat
 from ..sync import ics, payload
-from ..sync.vault import VaultKeyError
-
-_logger = logging.getLogger(__name__)
 
 GROUP = "impact_calendar_integration.group_calendar_integration"
 FEED_PATH = "/impact_calendar/feed/%s.ics"
 PAST_DAYS = 30  # a feed shows classes from 30 days back onwards
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
+# Key of the plain token of a feed just made, in the HTTP session (or the cursor's cache).
+SHOWN_KEY = "impact_calendar_feed_token"
 
 
 def token_hash(token):
@@ -29,8 +28,8 @@ class ImpactCalendarFeed(models.Model):
 
     No access right for anybody: the addon's code reads it through ``sudo()`` only. A feed
     request is looked up by the token's SHA-256 (unique index) and compared in constant time.
-    The token itself is kept only encrypted with the vault's keys, so that Preferences can show
-    the URL again to its owner; a feed request never decrypts it.
+    The database never holds the token: it is shown once, to its owner, in the browser session
+    that made it (kept in that HTTP session, server side), then only a new one can be made.
     """
 
     _name = "impact.calendar.feed"
@@ -39,7 +38,6 @@ class ImpactCalendarFeed(models.Model):
 
     user_id = fields.Many2one("res.users", required=True, ondelete="cascade", index=True, readonly=True)
     token_hash = fields.Char(required=True, index=True, readonly=True)
-    token_secret = fields.Text(readonly=True, help="The token, Fernet-encrypted, to show the URL to its owner.")
     changed_at = fields.Datetime(readonly=True, help="When the token was issued.")
     body_etag = fields.Char(readonly=True, help="ETag of the feed as last served.")
     body_changed_at = fields.Datetime(readonly=True, help="When the served feed last changed (Last-Modified).")
@@ -58,16 +56,12 @@ class ImpactCalendarFeed(models.Model):
 
     # -- tokens ---------------------------------------------------------------------------------
     @api.model
-    def _vault(self):
-        return self.env["impact.calendar.credential"]._vault()
-
-    @api.model
     def _rotate(self, user):
-        """Turn ``user``'s feed on, or give it a new token: the old URL stops at once."""
+        """Turn ``user``'s feed on, or give it a new token: the old URL stops at once. The token
+        is remembered for its owner's current session only (``_url``)."""
         token = secrets.token_urlsafe(32)  # 256 bits
         values = {
             "token_hash": token_hash(token),
-            "token_secret": self._vault().encrypt(token),
             "changed_at": fields.Datetime.now(),
             "body_etag": False,
         }
@@ -76,24 +70,59 @@ class ImpactCalendarFeed(models.Model):
             feed.write(values)
         else:
             self.sudo().create(dict(values, user_id=user.id))
+        self._remember(user, token)
         return token
 
     @api.model
     def _disable(self, user):
         self.sudo().search([("user_id", "=", user.id)]).unlink()
+        self._remember(user, None)
 
-    def _token(self):
-        """The plain token (for its owner's Preferences), or None when unreadable."""
-        self.ensure_one()
-        try:
-            return self._vault().decrypt(self.sudo().token_secret) or None
-        except VaultKeyError:
-            _logger.info("Calendar feed of user %s: token unreadable with the current keys", self.user_id.id)
+    @api.model
+    def _remember(self, user, token):
+        """Keep the plain token where only this session finds it, never in the database: in a
+        request, the user's HTTP session (server-side session store); without one (shell,
+        tests), the cursor's cache."""
+        if request:
+            session = self._session(user)
+            if session is None:
+                return
+            if token:
+                session[SHOWN_KEY] = token
+            else:
+                session.pop(SHOWN_KEY, None)
+            return
+        cursor_store = self._cursor_store()
+        if cursor_store is not None:
+            cursor_store[user.id] = token
+
+    @api.model
+    def _shown_token(self, user):
+        """The token this session (or cursor) made for ``user``, maybe a stale one; or None."""
+        if request:
+            session = self._session(user)
+            return session.get(SHOWN_KEY) if session is not None else None
+        return (self._cursor_store() or {}).get(user.id)
+
+    @api.model
+    def _cursor_store(self):
+        """{user id: token} in the cursor's cache (None where the cursor has no cache)."""
+        cache = getattr(self.env.cr, "cache", None)
+        return None if cache is None else cache.setdefault(SHOWN_KEY, {})
+
+    @api.model
+    def _session(self, user):
+        """The HTTP session of the current request, when it is ``user``'s own; else None."""
+        session = getattr(request, "session", None)
+        if session is None or session.get("uid") != user.id:
             return None
+        return session
 
     def _url(self):
-        token = self._token()
-        if not token:
+        """The feed's URL for its owner, if this session made its current token; else False."""
+        self.ensure_one()
+        token = self._shown_token(self.user_id)
+        if not token or not hmac.compare_digest(token_hash(token).encode(), self.sudo().token_hash.encode()):
             return False
         base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
         return base.rstrip("/") + FEED_PATH % token

@@ -370,8 +370,14 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     def _record_results(self, account, ops, op_links, outcomes, token, seqs, overrides=None):
         """Settle every outcome with the engine and record it; a conflict records it again."""
         overrides = overrides or {}
+        current_body = account._provider().create_sends_current_body
         results = [
-            (op_links[op.key], overrides.get(op.key) or engine.settle(op, outcomes[op.key], self._link_state(op_links[op.key])))
+            (
+                op_links[op.key],
+                overrides.get(op.key) or engine.settle(
+                    op, outcomes[op.key], self._link_state(op_links[op.key]), create_sends_current_body=current_body,
+                ),
+            )
             for op in ops
         ]
         for attempt in range(1, RECORD_ATTEMPTS + 1):

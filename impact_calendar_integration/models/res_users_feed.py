@@ -24,7 +24,8 @@ class ResUsers(models.Model):
 
     @api.depends_context("uid")
     def _compute_impact_calendar_feed(self):
-        # The URL is a password: the user themself only, not even managers (sudo keeps the uid).
+        # The URL is a password: the user themself only, not even managers (sudo keeps the uid),
+        # and only in the session that made it (the database keeps its hash only).
         visible = self & self.env.user
         feeds = self.env["impact.calendar.feed"].sudo().search([("user_id", "in", visible.ids)])
         by_user = {feed.user_id.id: feed for feed in feeds}
@@ -34,14 +35,17 @@ class ResUsers(models.Model):
             user.impact_calendar_feed_url = feed._url() if feed else False
 
     def action_impact_calendar_feed_regenerate(self):
-        """Turn the feed on, or give it a new URL: the old one stops working at once."""
+        """Turn the feed on, or give it a new URL: the old one stops working at once. The new
+        URL shows in this session only (the web client reads the record again after a button)."""
         self._impact_check_self()
         self.env["impact.calendar.feed"]._rotate(self)
+        self.invalidate_recordset(FEED_FIELDS)
         return True
 
     def action_impact_calendar_feed_disable(self):
         self._impact_check_self()
         self.env["impact.calendar.feed"]._disable(self)
+        self.invalidate_recordset(FEED_FIELDS)
         return True
 
     def action_impact_calendar_connect_caldav(self):

@@ -84,7 +84,8 @@ def plan(key, link, body, client_id_for=None, forget=False, calendar=None):
             action=CREATE,
             body=body,
             client_id=client_id_for(link.generation) if client_id_for else None,
-            meta={"hash": body_hash, "resent": link.create_sent, "calendar": calendar},
+            # resent: an earlier try may have reached the provider (a worker died, or it failed).
+            meta={"hash": body_hash, "resent": bool(link.create_sent or link.attempts), "calendar": calendar},
         )
     if body_hash == link.pushed_hash:
         # Coalescing: whatever happened since the last push, the provider already shows this.
@@ -133,14 +134,18 @@ def calendar_suspect(op, outcome):
     return op.meta.get("calendar") is not None and (outcome.kind is Kind.GONE or outcome.status == 404)
 
 
-def settle(op, outcome, link, rng=random):
-    """The Transition an ``outcome`` of ``op`` leads to, for a link in state ``link``."""
+def settle(op, outcome, link, rng=random, create_sends_current_body=False):
+    """The Transition an ``outcome`` of ``op`` leads to, for a link in state ``link``.
+
+    ``create_sends_current_body``: the provider's retried create writes the body it sends
+    (``Provider.create_sends_current_body``), so its success needs no verifying update.
+    """
     kind = outcome.kind
     if op.meta.get("move") and kind in (Kind.DONE, Kind.GONE):
         # Removed from the old calendar: the next round creates it in the new one.
         return moved_out(link)
     retried_create = op.action == CREATE and (outcome.status == 409 or link.attempts or op.meta.get("resent"))
-    if kind is Kind.DONE and retried_create:
+    if kind is Kind.DONE and retried_create and not create_sends_current_body:
         # A retried create may be answered with the event an earlier try made from an older
         # version of the class (Google: 409 then GET; Graph: same transactionId). Keep its id;
         # the next round sends the current body as an update.

@@ -138,6 +138,30 @@ class TestCaldavSync(TransactionCase):
         self.assertEqual([m for m, _s in self.calls()], ["DELETE"])
         self.assertEqual(self.stored(), {})
 
+    def test_lost_create_answer_costs_one_put_per_try(self):
+        """A create applied but whose answer was lost: its retry is one unconditional PUT of the
+        current body, recorded as synced; no verifying PUT follows in any later round."""
+        self.dav.inject(r"\.ics$", method="PUT", drop=True, after_handling=True)
+        event = self.klass(students=1)
+        self.push()
+        link = self.env["impact.calendar.link"].sudo().search([("event_ref", "=", event.id)])
+        self.assertEqual((link.state, link.attempts), ("retrying", 1))
+        # the class changes before the retry: the retry carries the new version
+        event.write({"partner_ids": [Command.link(self.students[1].id)]})
+        for _run in range(3):
+            self.let_time_pass()
+            self.push()
+        self.assertEqual(
+            [(r.method, r.headers.get("If-None-Match")) for r in self.dav.requests(method="PUT")],
+            [("PUT", "*"), ("PUT", None)],
+        )
+        self.assertEqual([m for m, _s in self.calls()], ["PUT", "PUT"], "nothing else: no GET, no verifying PUT")
+        link.invalidate_recordset()
+        self.assertEqual((link.state, link.dirty, link.attempts), ("synced", False, 0))
+        stored = self.stored()
+        self.assertEqual(list(stored), [self.uid(event)], "0 duplicates")
+        self.assertIn("2 students booked", str(stored[self.uid(event)]["DESCRIPTION"]), "0 lost changes")
+
     def test_faults_no_duplicate_and_no_lost_change(self):
         events = [self.klass(students=1 + n % 3, hours=n, name=f"Dav class {n}") for n in range(6)]
         self.dav.inject(r"\.ics$", method="PUT", status=429, headers={"Retry-After": "120"})

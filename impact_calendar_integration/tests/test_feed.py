@@ -10,6 +10,7 @@ from datetime import timedelta
 import icalendar
 import requests
 
+import odoo
 from odoo import Command
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, tagged
@@ -178,8 +179,70 @@ class TestFeed(HttpCase):
         self.assertEqual(feed.token_hash, hashlib.sha256(token.encode()).hexdigest())
         self.assertGreaterEqual(len(token), 43, "at least 256 bits from secrets.token_urlsafe(32)")
         self.env.flush_all()
-        self.env.cr.execute("SELECT token_hash, token_secret FROM impact_calendar_feed WHERE id = %s", [feed.id])
-        self.assertNotIn(token, " ".join(self.env.cr.fetchone()))
+        self.env.cr.execute("SELECT * FROM impact_calendar_feed WHERE id = %s", [feed.id])
+        row = self.env.cr.fetchone()
+        columns = [column[0] for column in self.env.cr.description]
+        self.assertEqual(
+            sorted(columns),
+            sorted(["id", "user_id", "token_hash", "changed_at", "body_etag", "body_changed_at",
+                    "create_uid", "create_date", "write_uid", "write_date"]),
+            "no column for the token, encrypted or not",
+        )
+        self.assertEqual([c for c, v in zip(columns, row) if v is not None and token in str(v)], [])
+
+    # -- shown once, in the session that made it --------------------------------------------------
+    def rpc(self, method, user, route="/web/dataset/call_kw", fields=None):
+        """What the web client sends, in the test's current session (``authenticate``)."""
+        args = [[user.id], fields] if fields else [[user.id]]
+        return self.make_jsonrpc_request(
+            f"{route}/res.users.{method}", {"model": "res.users", "method": method, "args": args, "kwargs": {}},
+        )
+
+    def preferences(self, user):
+        [row] = self.rpc("read", user, fields=["impact_calendar_feed_enabled", "impact_calendar_feed_url"])
+        return row["impact_calendar_feed_enabled"], row["impact_calendar_feed_url"]
+
+    def test_url_is_shown_in_the_session_that_made_it_only(self):
+        self.klass()
+        login = self.instructor.login
+        session = self.authenticate(login, login)
+        self.assertEqual(self.preferences(self.instructor), (False, False))
+        # The Preferences button, as the web client calls it; it then reads the record again.
+        self.assertFalse(self.rpc("action_impact_calendar_feed_regenerate", self.instructor, "/web/dataset/call_button"))
+        enabled, url = self.preferences(self.instructor)
+        self.assertTrue(enabled)
+        self.assertRegex(url or "", r"/impact_calendar/feed/[A-Za-z0-9_-]{43}\.ics$")
+        self.assertEqual(self.preferences(self.instructor), (True, url), "the dialog opened again in this session")
+        self.assertEqual(self.get(url).status_code, 200)
+        token = url.rsplit("/", 1)[1][: -len(".ics")]
+        self.env.flush_all()
+        self.env.cr.execute("SELECT * FROM impact_calendar_feed WHERE user_id = %s", [self.instructor.id])
+        self.assertNotIn(token, " ".join(str(value) for value in self.env.cr.fetchone()))
+        self.assertEqual(odoo.http.root.session_store.get(session.sid).get("impact_calendar_feed_token"), token,
+                         "kept in the server-side session store, not the database")
+
+        # A later session of the same user: the feed is on, its address is not shown again.
+        self.authenticate(login, login)
+        self.assertEqual(self.preferences(self.instructor), (True, False))
+        self.assertEqual(self.get(url).status_code, 200, "the feed itself keeps working")
+        # Another user (the manager too) sees no address in their session.
+        for viewer in (self.other, self.manager):
+            self.authenticate(viewer.login, viewer.login)
+            self.assertEqual(self.preferences(self.instructor), (False, False), viewer.login)
+
+        # Regenerate in a new session: that session shows the new URL, the old one stops at once.
+        self.authenticate(login, login)
+        self.rpc("action_impact_calendar_feed_regenerate", self.instructor, "/web/dataset/call_button")
+        enabled, new = self.preferences(self.instructor)
+        self.assertTrue(enabled and new and new != url)
+        self.assertEqual(self.get(url).status_code, 404)
+        self.assertEqual(self.get(new).status_code, 200)
+        # Rotated elsewhere (another session, another device): this session's token is stale.
+        self.instructor.with_user(self.instructor).action_impact_calendar_feed_regenerate()
+        self.env.flush_all()
+        self.assertEqual(self.preferences(self.instructor), (True, False))
+        self.rpc("action_impact_calendar_feed_disable", self.instructor, "/web/dataset/call_button")
+        self.assertEqual(self.preferences(self.instructor), (False, False))
 
     def test_poll_cost_does_not_grow_with_the_classes(self):
         self.turn_on()

@@ -23,6 +23,8 @@ class Provider:
     ``config.MAIN``); ``start`` receives the destination's scopes.
     ``calendar_create_idempotent``: whether a resent ``create_calendar`` finds the calendar an
     earlier, unanswered try made (else such a try may leave an empty calendar behind).
+    ``create_sends_current_body``: a retried create leaves the event with the body it sent (an
+    idempotent overwrite, CalDAV's PUT), not one an earlier try made from an older version.
     ``native_sync``: (``res.users`` status method, token field) of Odoo's own sync of this
     service: a token and the status ``"sync_active"`` mean Odoo already pushes the user's events.
     ``check(config, server_url, username, password)``: for a provider without OAuth (``start``
@@ -43,6 +45,7 @@ class Provider:
     scopes: tuple = ()
     destination_scopes: dict = None
     calendar_create_idempotent: bool = False
+    create_sends_current_body: bool = False
     native_sync: tuple = (None, None)
     check: object = None
 

@@ -187,14 +187,14 @@ class CaldavClient(ProviderClient):
     def _push_one(self, op):
         try:
             if op.action == CREATE:
-                return self.create(op.body, op.client_id)
+                return self._create(op.body, op.client_id, resent=bool(op.meta.get("resent")))
             if op.action == UPDATE:
-                return self.update(op.external_id, op.body)
+                return self._update(op.external_id, op.body)
             if op.action == DELETE:
-                return self.delete(op.external_id)
+                return self._delete(op.external_id)
         except NETWORK_ERRORS as exc:
             # The request may or may not have been applied: a retry is safe (same resource name,
-            # conditional PUTs, DELETE of a missing resource counts as done).
+            # conditional or whole-body PUTs, DELETE of a missing resource counts as done).
             return Outcome(Kind.TRANSIENT, message=f"Cannot reach the CalDAV server ({type(exc).__name__})")
         except requests.RequestException as exc:
             return Outcome(Kind.TRANSIENT, message=f"CalDAV request failed ({type(exc).__name__})")
@@ -202,28 +202,30 @@ class CaldavClient(ProviderClient):
             return Outcome(Kind.TRANSIENT, message=str(exc))
         return Outcome(Kind.REJECTED, message=f"unknown action {op.action}")
 
-    def create(self, body, client_id):  # pylint: disable=method-required-super
-        calendar = self.calendar_url()
-        href = urljoin(calendar, quote(client_id, safe="@-_.") + ".ics")
-        response = self._put(href, body, {"If-None-Match": "*"})
+    def _create(self, body, client_id, resent=False):
+        """PUT the event at its deterministic href. A first try sends ``If-None-Match: *``; a
+        resent one (an earlier try may have been applied, its answer lost) overwrites
+        unconditionally: the same href with the current body, so one PUT whatever happened."""
+        condition = {} if resent else {"If-None-Match": "*"}
+        href = urljoin(self.calendar_url(), quote(client_id, safe="@-_.") + ".ics")
+        response = self._put(href, body, condition)
         if response.status_code in (404, 409):
             # Our dedicated calendar is gone (deleted by the user): make it again, once.
-            calendar = self.calendar_url(recreate=True)
-            href = urljoin(calendar, quote(client_id, safe="@-_.") + ".ics")
-            response = self._put(href, body, {"If-None-Match": "*"})
+            href = urljoin(self.calendar_url(recreate=True), quote(client_id, safe="@-_.") + ".ics")
+            response = self._put(href, body, condition)
         if response.status_code == 412:
-            # The resource exists: an earlier try whose answer was lost made it. Overwrite it.
+            # A first try found the resource there (a lost "create sent" mark): overwrite it.
             return self._overwrite(href, body)
         return self._done(href, response)
 
-    def update(self, external_id, body):
+    def _update(self, external_id, body):
         href, etag = split_external_id(external_id)
         response = self._put(href, body, {"If-Match": etag} if etag else {})
         if response.status_code == 412:
             return self._overwrite(href, body)
         return self._done(href, response)
 
-    def delete(self, external_id):
+    def _delete(self, external_id):
         href, _etag = split_external_id(external_id)
         # Unconditional: whatever the user changed there, the class is gone in Odoo.
         response = self._request("DELETE", href)
@@ -353,6 +355,7 @@ PROVIDER = register(CaldavProvider(
     client_class=CaldavClient,
     build_body=build_body,
     client_id=ics.event_uid,
+    create_sends_current_body=True,
     start=None,
     finish=None,
     check=check_credentials,
