@@ -262,6 +262,14 @@ def test_one_put_or_delete_per_try_and_no_verifying_round(dav, client):
     [(method, _inm, if_match)] = requests_made(dav)
     assert method == "PUT" and if_match, "an update: one conditional PUT"
     assert link.sync(snapshot(count=2)) == [], "unchanged: nothing sent"
+
+    # An update whose answer was lost changed the ETag: its retry overwrites, one PUT, no GET.
+    dav.inject(r"\.ics$", method="PUT", drop=True, after_handling=True)
+    assert link.sync(snapshot(count=4)) == [engine.RETRY, engine.DONE]
+    (first, _first_inm, first_match), (retry, _retry_inm, retry_match) = requests_made(dav)
+    assert (first, retry) == ("PUT", "PUT") and first_match and retry_match is None
+    by_uid = {str(event["UID"]): event for event in parsed(dav, client)}
+    assert "4 students booked" in str(by_uid[ics.event_uid(NAMESPACE, 7, 42)]["DESCRIPTION"])
     assert link.sync(None) == [engine.DONE]
     assert [method for method, _inm, _im in requests_made(dav)] == ["DELETE"]
     assert [str(event["UID"]) for event in parsed(dav, client)] == [ics.event_uid(NAMESPACE, 8, 42)]

@@ -72,6 +72,13 @@ def test_create_after_a_failed_try_is_marked_resent():
     assert op.action == CREATE and op.meta["resent"] is True
 
 
+def test_update_after_a_failed_try_is_marked_resent():
+    """A failed update may have been applied too (CalDAV's ETag changed): the provider must know."""
+    first = engine.plan(7, engine.LinkState(external_id="e1", pushed_hash="old"), BODY, client_id)
+    retry = engine.plan(7, engine.LinkState(external_id="e1", pushed_hash="old", attempts=1), BODY, client_id)
+    assert (first.action, first.meta["resent"], retry.action, retry.meta["resent"]) == (UPDATE, False, UPDATE, True)
+
+
 def test_changed_class_is_updated():
     op = engine.plan(7, engine.LinkState(external_id="e1", pushed_hash="old"), BODY, client_id)
     assert (op.action, op.external_id, op.meta["hash"]) == (UPDATE, "e1", HASH)

@@ -93,7 +93,9 @@ def plan(key, link, body, client_id_for=None, forget=False, calendar=None):
             DONE, external_id=link.external_id, pushed_hash=body_hash, generation=link.generation, calendar=calendar
         )
     return Operation(
-        key=key, action=UPDATE, body=body, external_id=link.external_id, meta={"hash": body_hash, "calendar": calendar}
+        key=key, action=UPDATE, body=body, external_id=link.external_id,
+        # resent: an earlier try failed and may have been applied (its answer lost).
+        meta={"hash": body_hash, "resent": bool(link.attempts), "calendar": calendar},
     )
 
 

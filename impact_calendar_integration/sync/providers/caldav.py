@@ -189,7 +189,7 @@ class CaldavClient(ProviderClient):
             if op.action == CREATE:
                 return self._create(op.body, op.client_id, resent=bool(op.meta.get("resent")))
             if op.action == UPDATE:
-                return self._update(op.external_id, op.body)
+                return self._update(op.external_id, op.body, resent=bool(op.meta.get("resent")))
             if op.action == DELETE:
                 return self._delete(op.external_id)
         except NETWORK_ERRORS as exc:
@@ -218,9 +218,11 @@ class CaldavClient(ProviderClient):
             return self._overwrite(href, body)
         return self._done(href, response)
 
-    def _update(self, external_id, body):
+    def _update(self, external_id, body, resent=False):
+        """PUT on the stored ETag (412: overwrite the newer one, Odoo is the truth). A resent
+        update may have been applied, which changed the ETag: it overwrites at once, one PUT."""
         href, etag = split_external_id(external_id)
-        response = self._put(href, body, {"If-Match": etag} if etag else {})
+        response = self._put(href, body, {"If-Match": etag} if etag and not resent else {})
         if response.status_code == 412:
             return self._overwrite(href, body)
         return self._done(href, response)
