@@ -89,7 +89,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
 
     @api.model
     def _db_now(self):
-        self.env.cr.execute("SELECT now() AT TIME ZONE 'UTC'")
+        self.env.cr.execute("SELECT statement_timestamp() AT TIME ZONE 'UTC'")
         return self.env.cr.fetchone()[0]
 
     @api.model
@@ -120,11 +120,11 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         (``run_started``: the database's clock, after the scheduler's own transaction began),
         which the scheduler's own clean-up leaves alone: no two transactions delete one row."""
         cron = self.env.ref("impact_calendar_integration.ir_cron_push_bookings", raise_if_not_found=False)
-        if not cron or compat.testing():
+        if not cron:
             return
         self.env.cr.execute(
             """DELETE FROM ir_cron_trigger
-                WHERE cron_id = %s AND call_at >= %s AND call_at <= (now() AT TIME ZONE 'UTC')
+                WHERE cron_id = %s AND call_at >= %s AND call_at <= (statement_timestamp() AT TIME ZONE 'UTC')
                   AND NOT EXISTS (SELECT 1 FROM impact_calendar_change)""",
             (cron.id, run_started),
         )

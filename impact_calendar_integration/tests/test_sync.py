@@ -463,6 +463,25 @@ class TestGoogleSync(SyncBehaviour, SyncCase):
     provider = "google"
     allow_inherited_tests_method = True
 
+    def test_a_run_drops_only_spent_wake_ups(self):
+        """A booking's wake-up stays while its change is in the log; once a run has taken the
+        log, the wake-ups made since the run began are spent, and dropped. Older ones (the
+        scheduler's own clean-up) and future ones (retries) stay."""
+        cron = self.env.ref("impact_calendar_integration.ir_cron_push_bookings")
+        triggers = self.env["ir.cron.trigger"].sudo()
+        run_started = self.synchronizer._db_now() - timedelta(seconds=5)
+        older = triggers.create({"cron_id": cron.id, "call_at": run_started - timedelta(minutes=1)})
+        later = triggers.create({"cron_id": cron.id, "call_at": run_started + timedelta(hours=1)})
+        self.availability(students=self.students[:1])
+        self.env.cr.flush()  # the booking's precommit: appends to the change log, wakes the worker
+        woken = triggers.search([("cron_id", "=", cron.id)]) - older - later
+        self.assertTrue(woken)
+        self.synchronizer._drop_spent_triggers(run_started)
+        self.assertEqual(triggers.search([("cron_id", "=", cron.id)]), older | later | woken, "its change is pending")
+        self.env["impact.calendar.link"]._absorb_changes()  # what a run does first
+        self.synchronizer._drop_spent_triggers(run_started)
+        self.assertEqual(triggers.search([("cron_id", "=", cron.id)]), older | later)
+
     def batch_path(self):
         return r"/batch/calendar/v3"
 
