@@ -250,6 +250,35 @@ def queue_state(db):
                       "FROM impact_calendar_link")
 
 
+def cpu_seconds(server_pid, db):
+    """CPU seconds (user + system, from /proc) of an Odoo server process, its children (prefork
+    workers) and the PostgreSQL backends now connected to its database: the work behind a run,
+    which the machine's noise moves much less than wall time. A backend that closes during the
+    run takes its share with it (Odoo keeps its connections pooled, so few do)."""
+    pids = {server_pid}
+    with contextlib.suppress(OSError):
+        pids |= {int(pid) for pid in open(f"/proc/{server_pid}/task/{server_pid}/children", encoding="ascii").read().split()}
+    conn = pg_connect("postgres")
+    try:
+        with conn.cursor() as cr:
+            cr.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (db,))
+            pids |= {row[0] for row in cr.fetchall()}
+    finally:
+        conn.close()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = open(f"/proc/{pid}/stat", encoding="ascii").read().rsplit(")", 1)[1].split()
+            total[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def cpu_spent(before, after):
+    """Seconds between two cpu_seconds() snapshots (processes that appeared count from zero)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 # -- servers -------------------------------------------------------------------------------------------
 SERVERS = []
 
@@ -617,19 +646,24 @@ def benchmark(odoo, args, emulator, dbs, ports, logs, worlds):
                 cursors = {name: LogCursor(logs[name]) for name in logs}
                 queue_before = queue_state(dbs[1])
                 pushed_before = emulator.event_count(f"{LOGIN}@example.com")
+                cpu_before = {name: cpu_seconds(procs[name].pid, db) for name, db in zip(("OFF", "ON"), dbs)}
                 samples = measure(clients, slots, args, run)
                 drained = wait_drained(dbs[1]) if mode == "live" else None
+                cpu = {name: cpu_spent(cpu_before[name], cpu_seconds(procs[name].pid, db))
+                       for name, db in zip(("OFF", "ON"), dbs)}
                 queue_after = queue_state(dbs[1])
                 pushed = emulator.event_count(f"{LOGIN}@example.com") - pushed_before
                 med = {name: medians(samples[name]) for name in samples}
                 stats = {name: request_stats(cursors[name].read()) for name in cursors}
                 per_mode[mode].append({"medians": med, "stats": stats, "n": len(samples["ON"]),
                                        "queue_before": queue_before, "queue_after": queue_after,
-                                       "pushed_events": pushed, "drained": drained})
+                                       "pushed_events": pushed, "drained": drained, "cpu": cpu})
                 ratio = med["ON"]["booking (3 RPCs)"] / med["OFF"]["booking (3 RPCs)"]
                 print(f"   {mode} run {run + 1}: booking median OFF {fmt_ms(med['OFF']['booking (3 RPCs)'])} ms, "
                       f"ON {fmt_ms(med['ON']['booking (3 RPCs)'])} ms, ratio {ratio:.3f}; ON queue dirty/synced/links "
-                      f"{queue_before} -> {queue_after}; events created at the emulator {pushed}", flush=True)
+                      f"{queue_before} -> {queue_after}; events created at the emulator {pushed}; CPU (server + its "
+                      f"PostgreSQL backends) OFF {cpu['OFF']:.2f} s, ON {cpu['ON']:.2f} s, ratio {cpu['ON'] / cpu['OFF']:.3f}",
+                      flush=True)
         finally:
             for proc in procs.values():
                 stop_server(proc)
@@ -662,6 +696,9 @@ def report(per_mode):
                     q, s, o = (statistics.median(v[i] for v in values) for i in range(3))
                     cells.append(f"{name} {q:4.0f} q {s:6.2f} {o:6.2f}")
             print(f"   {op:<16} " + " | ".join(cells))
+        cpu = [run["cpu"]["ON"] / run["cpu"]["OFF"] for run in runs]
+        print(f"CPU of server + PostgreSQL backends, ON/OFF per run: {' '.join(f'{r:.3f}' for r in cpu)}; "
+              f"median {statistics.median(cpu):.3f}")
 
 
 def profile(odoo, args, db, port, world):
