@@ -30,11 +30,11 @@ RECORD_ATTEMPTS = 3  # a recording that conflicts is recorded again, then its cl
 # keep coming, each run is followed by a gap long enough that the worker's thread spends at most
 # WORKER_SHARE of its time computing (its CPU time since the previous run, Odoo's scheduling
 # included), at least RUN_GAP and at most MAX_GAP. The commits that come meanwhile are pushed
-# together, after the requests instead of beside them. An isolated change, long after the last
-# run, is pushed at once.
+# together, after the requests instead of beside them. MAX_GAP stays under a second: a change made
+# a second or more after the last run is pushed at once, whatever came before.
 RUN_GAP = 0.25
-MAX_GAP = 2.0
-WORKER_SHARE = 0.05
+MAX_GAP = 0.9
+WORKER_SHARE = 0.02
 # (database, thread) -> (time.monotonic() and time.thread_time() at the end of its last run, gap)
 _pace = {}
 CALENDAR_WAIT = 10  # seconds classes wait while another worker creates their calendar

@@ -1,0 +1,97 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+"""The push action's wake-ups: Odoo's notification, through one kept connection."""
+
+import os
+import select
+import time
+from unittest.mock import patch
+
+import psycopg2
+
+from odoo import sql_db
+from odoo.tests import TransactionCase, tagged
+
+from .. import cron_wakeup
+
+
+@tagged("post_install", "-at_install")
+class TestCronWakeup(TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.push = cls.env.ref("impact_calendar_integration.ir_cron_push_bookings")
+        # A cron worker's side: LISTEN on the channel, in the postgres database, as Odoo's do.
+        _dbname, info = sql_db.connection_info_for("postgres")
+        cls.listener = psycopg2.connect(**info)
+        cls.listener.autocommit = True
+        cls.addClassCleanup(cls.listener.close)
+        with cls.listener.cursor() as cr:
+            cr.execute("LISTEN cron_trigger")
+
+    def _heard(self):
+        """The payloads the listener received within 5 seconds."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            select.select([self.listener], [], [], 0.2)
+            self.listener.poll()
+            if self.listener.notifies:
+                heard = [notify.payload for notify in self.listener.notifies]
+                self.listener.notifies.clear()
+                return heard
+        return []
+
+    def _made_by_wake_up(self):
+        """The push action's trigger rows that one ``_wake_push_action`` made, and its
+        postcommit wake-ups."""
+        triggers = self.env["ir.cron.trigger"].sudo()
+        before = triggers.search([("cron_id", "=", self.push.id)])
+        with patch.object(type(self.env["ir.cron"]), "_notifydb") as notifydb:
+            self.env["impact.calendar.link"]._wake_push_action()
+            queued = [func for func in self.env.cr.postcommit._funcs if func is notifydb]
+        self.env.cr.postcommit._funcs.clear()  # nothing is committed in a test
+        return triggers.search([("cron_id", "=", self.push.id)]) - before, queued
+
+    def test_a_booking_commit_wakes_the_push_action_once(self):
+        self.env.cr.execute("SELECT statement_timestamp() AT TIME ZONE 'UTC'")
+        now = self.env.cr.fetchone()[0]
+        made, queued = self._made_by_wake_up()
+        self.assertEqual(len(made), 1)
+        self.assertEqual(len(queued), 1)
+        self.assertLessEqual(abs((made.call_at - now).total_seconds()), 2)
+
+    def test_an_inactive_push_action_is_not_woken(self):
+        self.push.active = False
+        self.assertEqual(self._made_by_wake_up(), (self.env["ir.cron.trigger"], []))
+
+    def _kept_pid(self):
+        return cron_wakeup._kept[os.getpid()].get_backend_pid()
+
+    def test_wake_ups_reach_the_workers_through_one_connection(self):
+        self.push._notifydb()
+        self.assertEqual(self._heard(), [self.env.cr.dbname])
+        pid = self._kept_pid()
+        self.push._notifydb()
+        self.assertEqual(self._heard(), [self.env.cr.dbname])
+        self.assertEqual(self._kept_pid(), pid, "the second wake-up made a new connection")
+
+    def test_a_lost_connection_is_made_again(self):
+        self.push._notifydb()
+        self._heard()
+        with self.listener.cursor() as cr:
+            cr.execute("SELECT pg_terminate_backend(%s)", (self._kept_pid(),))
+        time.sleep(0.2)  # the kept connection only learns of it at its next use
+        self.push._notifydb()
+        self.assertEqual(self._heard(), [self.env.cr.dbname])
+
+    def test_without_the_connection_odoo_wakes_the_workers(self):
+        with patch.object(cron_wakeup, "_connection", side_effect=psycopg2.OperationalError("down")):
+            self.push._notifydb()
+        self.assertEqual(self._heard(), [self.env.cr.dbname])
+
+    def test_other_scheduled_actions_are_woken_as_odoo_does(self):
+        other = self.env["ir.cron"].search([("id", "!=", self.push.id)], limit=1)
+        with patch.object(cron_wakeup, "notify") as notify:
+            other._notifydb()
+            self.push._notifydb()
+        notify.assert_called_once_with(self.env.cr.dbname)  # the push action's only
+        self.assertEqual(self._heard(), [self.env.cr.dbname])  # the other's, Odoo's way
