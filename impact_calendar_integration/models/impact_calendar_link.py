@@ -171,15 +171,16 @@ class ImpactCalendarLink(models.Model):
         ]
         appended += outbox.append_changes(self.env.cr, changes)
         if appended:
-            self._wake_push_action()
-            self.env.flush_all()
+            self._wake_push_action()  # SQL only: nothing is left for the ORM to flush after precommit
 
     @api.model
     def _wake_push_action(self):
         """``ir.cron._trigger()`` of the push action, in one statement. Odoo's reads the action
         and creates the trigger through the ORM, on every booking commit; the time is the
         database's, to the microsecond, like the clock the cron workers compare it with."""
-        cron = self.env.ref("impact_calendar_integration.ir_cron_push_bookings").sudo()
+        cron = self.env["ir.cron"].sudo().browse(self.env["ir.cron"]._impact_calendar_push_action_id())
+        if not cron:
+            return
         cron.flush_recordset(["active"])
         self.env.cr.execute(
             """INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid, write_date)
