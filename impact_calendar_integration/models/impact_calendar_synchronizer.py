@@ -27,15 +27,18 @@ TIME_BUDGET = 240  # seconds per cron run; the cron is re-triggered for what rem
 RECORD_ATTEMPTS = 3  # a recording that conflicts is recorded again, then its claims released
 # Pacing. A booking is several commits in quick succession, each waking the worker. In a
 # threaded server the worker shares its process, and the GIL, with the requests: while changes
-# keep coming, each run is followed by a gap long enough that the worker's thread spends at most
-# WORKER_SHARE of its time computing (its CPU time since the previous run, Odoo's scheduling
-# included), at least RUN_GAP and at most MAX_GAP. The commits that come meanwhile are pushed
-# together, after the requests instead of beside them. MAX_GAP stays under a second: a change made
-# a second or more after the last run is pushed at once, whatever came before.
+# keep coming, the worker waits after catching up until its thread has spent at most WORKER_SHARE
+# of its time computing (CPU time since it last caught up, Odoo's scheduling included), at least
+# RUN_GAP and at most MAX_GAP. The commits that come meanwhile are pushed together, after the
+# requests instead of beside them; in a burst the same run waits and pushes them (for at most
+# BURST_RUN seconds), since Odoo's scheduling of a run costs more than the push of one class.
+# MAX_GAP stays under a second: a change made a second or more after the last push goes out at
+# once, whatever came before.
 RUN_GAP = 0.25
 MAX_GAP = 0.9
 WORKER_SHARE = 0.02
-# (database, thread) -> (time.monotonic() and time.thread_time() at the end of its last run, gap)
+BURST_RUN = 5.0
+# (database, thread) -> (time.monotonic() and time.thread_time() when it last caught up, gap)
 _pace = {}
 CALENDAR_WAIT = 10  # seconds classes wait while another worker creates their calendar
 
@@ -72,9 +75,13 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             remaining = outbox.count_due(self.env.cr)
             compat.cron_progress(self.env, pushed, done, remaining)
             if not pushed or (pushed < BATCH_SIZE and not remaining):
-                # Changes committed since the round began have woken the worker themselves: the
-                # next run takes them, after the gap.
-                break
+                # Caught up. Changes committed since the round began have woken the worker
+                # themselves; in a burst this run takes them after its gap, instead of ending and
+                # being scheduled again for them.
+                if not self._burst_goes_on(started, cpu_started):
+                    break
+                cpu_started = time.thread_time()
+                continue
             if remaining > BATCH_SIZE and not woken:
                 self._wake_workers()
                 woken = True
@@ -84,7 +91,6 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         self._drop_spent_triggers(run_started)
         self._schedule_next()
         self._commit()
-        self._pace_next_run(cpu_started)
         return done
 
     @api.model
@@ -102,15 +108,32 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             time.sleep(wait)  # lets a burst of commits gather; the server's other threads run
 
     @api.model
+    def _burst_goes_on(self, started, cpu_started):
+        """Once caught up: whether this run waits its gap and pushes what came meanwhile. Only
+        in a burst (the previous round ended shortly before this one began) and for at most
+        BURST_RUN seconds, after which the cron thread goes back to the other scheduled actions;
+        an isolated change ends its run at once."""
+        in_burst = self._pace_next_run(cpu_started)
+        if compat.testing() or not in_burst or time.monotonic() - started > BURST_RUN:
+            return False
+        self._commit()  # no transaction stays open across the wait
+        self._keep_run_gap()
+        return outbox.has_changes(self.env.cr)  # a new snapshot: what was committed meanwhile
+
+    @api.model
     def _pace_next_run(self, cpu_started):
+        """Record the gap the next round keeps. Returns whether this round followed the previous
+        one closely (a burst)."""
         key = (self.env.cr.dbname, threading.get_ident())
         now, cpu = time.monotonic(), time.thread_time()
         ended, cpu_then, _gap = _pace.get(key, (0.0, 0.0, RUN_GAP))
-        # Since the previous run when it was recent (Odoo's scheduling in between counts), else
-        # this run alone.
-        spent = cpu - (cpu_then if now - ended < 2 * MAX_GAP else cpu_started)
+        # Since the previous round when it was recent (Odoo's scheduling in between counts),
+        # else this round alone.
+        recent = now - ended < 2 * MAX_GAP
+        spent = cpu - (cpu_then if recent else cpu_started)
         gap = min(MAX_GAP, max(RUN_GAP, spent * (1 - WORKER_SHARE) / WORKER_SHARE))
         _pace[key] = (now, cpu, gap)
+        return recent
 
     @api.model
     def _drop_spent_triggers(self, run_started):

@@ -3,6 +3,8 @@
 
 import contextlib
 import re
+import threading
+import time
 from datetime import date, timedelta
 from unittest.mock import patch
 
@@ -10,6 +12,7 @@ from odoo import Command
 from odoo.tests import tagged
 
 from .. import compat
+from ..models import impact_calendar_synchronizer
 from ..sync import providers
 from .common import GROUP, make_user
 from .pushing import push_delete
@@ -484,6 +487,47 @@ class TestGoogleSync(SyncBehaviour, SyncCase):
         self.env["impact.calendar.link"]._absorb_changes()  # what a run does first
         self.synchronizer._drop_spent_triggers(run_started)
         self.assertEqual(triggers.search([("cron_id", "=", cron.id)]), before - spent_before | older | later)
+
+    def _run_in_server(self, during_wait=(), burst=True):
+        """One real ``_cron_push`` as a running server does it (waits and ends of transactions
+        included, commits aside); ``during_wait``: what is committed during each wait, in turn;
+        ``burst``: a round ended just before. Returns (pushed, waits)."""
+        during_wait = list(during_wait)
+        waits = []
+
+        def wait():
+            waits.append(time.monotonic())
+            if during_wait:
+                during_wait.pop(0)()
+                self.env.cr.flush()  # the booking's commit: its precommit appends to the change log
+
+        synchronizer = type(self.synchronizer)
+        key = (self.env.cr.dbname, threading.get_ident())
+        pace = {key: (time.monotonic(), time.thread_time(), 0.3)} if burst else {}
+        with patch.object(compat, "testing", return_value=False), \
+                patch.object(synchronizer, "_commit"), patch.object(synchronizer, "_rollback"), \
+                patch.object(synchronizer, "_keep_run_gap", side_effect=wait), \
+                patch.dict(impact_calendar_synchronizer._pace, pace, clear=True):
+            return self.synchronizer._cron_push(), len(waits)
+
+    def test_a_burst_is_served_by_one_run(self):
+        """In a burst, a run that caught up waits its gap and pushes what was committed
+        meanwhile, in the same run; it ends after a wait that brought nothing."""
+        self.availability(students=self.students[:1])
+        self.env.cr.flush()
+
+        def later():
+            self.availability(students=self.students[1:2], name="Booked during the wait")
+
+        pushed, waits = self._run_in_server(during_wait=[lambda: None, later])
+        self.assertEqual(pushed, 2)
+        self.assertEqual(waits, 3, "before the run, after each push")
+        self.assertEqual(len(self.external_events()), 2)
+
+    def test_an_isolated_change_ends_its_run_at_once(self):
+        self.availability(students=self.students[:1])
+        self.env.cr.flush()
+        self.assertEqual(self._run_in_server(burst=False), (1, 1))
 
     def batch_path(self):
         return r"/batch/calendar/v3"
