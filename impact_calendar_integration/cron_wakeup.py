@@ -55,8 +55,5 @@ def _connection():
 
 def _drop():
     cnx = _kept.pop(os.getpid(), None)
-    if cnx is not None and not cnx.closed:
-        try:
-            cnx.close()
-        except psycopg2.Error:
-            pass
+    if cnx is not None:
+        cnx.close()  # also for a connection the server has closed: psycopg2 does not raise
