@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Booking overhead as a browser sees it: JSON-RPC round trips against twin Odoo 18 servers.
+"""Booking overhead as a browser sees it: JSON-RPC round trips against twin Odoo servers (18.0 or 19.0).
 
-    python3 benchmarks/rpc_overhead.py [--reset] [--runs 3] [--blocks 4] [--block 20] [--profile]
+    python3 benchmarks/rpc_overhead.py [--series 18.0|19.0] [--reset] [--runs 3] [--blocks 4] [--block 20] [--profile]
 
 Two databases with the same content (an instructor user, 12 students as res.partner, 60 past
 classes): ``bench_rpc_off`` has only ``calendar`` installed; ``bench_rpc_on`` has the addon
@@ -35,7 +35,7 @@ wrappers (nothing in the addon is changed: class attributes are wrapped in the s
 before it starts) around the addon's hook parts and ``ir.cron._trigger`` / ``_notifydb``, runs
 both modes on ON only, and prints ms per booking for each part.
 
-The Odoo is the one of ``python3 tools/odoo_env.py 18.0`` (built on first run); the script
+The Odoo is the one of ``python3 tools/odoo_env.py <--series>`` (built on first run); the script
 re-executes itself with that virtualenv's Python. PostgreSQL: 127.0.0.1:5432, role odoo/odoo.
 Databases are reused between runs (the addon is upgraded with ``-u`` unless ``--no-update``);
 ``--reset`` drops and recreates them. Servers run in their own process groups and are killed on
@@ -67,18 +67,26 @@ LOGIN = PASSWORD = "bench_rpc_instructor"
 STUDENTS = 12
 OPS = ("create", "add student", "remove student")
 RE_ENV = "BENCH_RPC_ODOO"  # "odoo_src|venv_python", set when re-executed
+SERIES = ("18.0", "19.0")
 
 
 # -- environment ------------------------------------------------------------------------------------
-def ensure_odoo_python():
+def requested_series():
+    """--series, read before the full parse: it chooses the Python to re-execute with."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--series", default="18.0", choices=SERIES)
+    return parser.parse_known_args()[0].series
+
+
+def ensure_odoo_python(series):
     """Re-execute with the Odoo virtualenv's Python (it has requests, psycopg2, googleapiclient)."""
     found = os.environ.get(RE_ENV)
     if not found:
-        done = subprocess.run([sys.executable if sys.executable else "python3", os.path.join(REPO, "tools", "odoo_env.py"), "18.0"],
+        done = subprocess.run([sys.executable if sys.executable else "python3", os.path.join(REPO, "tools", "odoo_env.py"), series],
                               stdout=subprocess.PIPE, text=True, check=False)
         lines = [line for line in done.stdout.splitlines() if line and not line.startswith("[odoo-env]")]
         if done.returncode or len(lines) < 2:
-            sys.exit(f"tools/odoo_env.py 18.0 failed:\n{done.stdout}")
+            sys.exit(f"tools/odoo_env.py {series} failed:\n{done.stdout}")
         found = f"{lines[-2]}|{lines[-1]}"
         os.environ[RE_ENV] = found
     odoo_src, python = found.split("|")
@@ -91,7 +99,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reset", action="store_true", help="drop and recreate both databases")
     parser.add_argument("--no-update", action="store_true", help="reuse the ON database without upgrading the addon")
-    parser.add_argument("--db-prefix", default="bench_rpc_")
+    parser.add_argument("--series", default="18.0", choices=SERIES, help="the Odoo series of both servers")
+    parser.add_argument("--db-prefix", help="default: bench_rpc_ (18.0), bench_rpc_19_ (19.0)")
     parser.add_argument("--ports", type=int, nargs=2, default=[8271, 8272], metavar=("OFF", "ON"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--blocks", type=int, default=4, help="blocks per server per run")
@@ -107,6 +116,8 @@ def parse_args():
     parser.add_argument("--profile-only", action="store_true", help="only the profile pass")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
+    if args.db_prefix is None:
+        args.db_prefix = "bench_rpc_" if args.series == "18.0" else f"bench_rpc_{args.series.split('.')[0]}_"
     if not args.db_prefix.startswith("bench_rpc_"):
         parser.error("--db-prefix must start with bench_rpc_")
     if args.profile_only:
@@ -563,7 +574,7 @@ def fmt_ms(seconds):
 
 
 def main():
-    odoo_src, python = ensure_odoo_python()
+    odoo_src, python = ensure_odoo_python(requested_series())
     args = parse_args()
     odoo = Odoo(odoo_src, python)
     db_off, db_on = f"{args.db_prefix}off", f"{args.db_prefix}on"
