@@ -488,7 +488,8 @@ def medians(bookings):
 
 
 # -- server log: Odoo's own per-request figures -----------------------------------------------------------------
-RE_REQUEST = re.compile(r'"POST /web/dataset/call_kw/calendar\.event/\w+\?op=(\w+) HTTP/[\d.]+" 200 - (\d+) ([\d.]+) ([\d.]+)')
+# 19.0's web client adds a fragment (``#calendar.event.write``) to the logged path.
+RE_REQUEST = re.compile(r'"POST /web/dataset/call_kw/calendar\.event/\w+\?op=(\w+)(?:#[\w.]+)? HTTP/[\d.]+" 200 - (\d+) ([\d.]+) ([\d.]+)')
 
 
 class LogCursor:
