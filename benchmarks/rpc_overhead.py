@@ -488,7 +488,7 @@ def medians(bookings):
 
 
 # -- server log: Odoo's own per-request figures -----------------------------------------------------------------
-# 19.0's web client adds a fragment (``#calendar.event.write``) to the logged path.
+# 19.0's request log adds the called method to the path (``...?op=create#calendar.event.create``).
 RE_REQUEST = re.compile(r'"POST /web/dataset/call_kw/calendar\.event/\w+\?op=(\w+)(?:#[\w.]+)? HTTP/[\d.]+" 200 - (\d+) ([\d.]+) ([\d.]+)')
 
 
