@@ -77,11 +77,13 @@ class TestCronWakeup(TransactionCase):
     def test_a_lost_connection_is_made_again(self):
         self.push._notifydb()
         self._heard()
+        lost = self._kept_pid()
         with self.listener.cursor() as cr:
-            cr.execute("SELECT pg_terminate_backend(%s)", (self._kept_pid(),))
+            cr.execute("SELECT pg_terminate_backend(%s)", (lost,))
         time.sleep(0.2)  # the kept connection only learns of it at its next use
         self.push._notifydb()
         self.assertEqual(self._heard(), [self.env.cr.dbname])
+        self.assertNotEqual(self._kept_pid(), lost)
 
     def test_without_the_connection_odoo_wakes_the_workers(self):
         with patch.object(cron_wakeup, "_connection", side_effect=psycopg2.OperationalError("down")):
