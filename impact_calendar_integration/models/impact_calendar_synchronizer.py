@@ -77,8 +77,9 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             if not pushed or (pushed < BATCH_SIZE and not remaining):
                 # Caught up. Changes committed since the round began have woken the worker
                 # themselves; in a burst this run takes them after its gap, instead of ending and
-                # being scheduled again for them.
-                if not self._burst_goes_on(started, cpu_started):
+                # being scheduled again for them. A round that found nothing ends the run and
+                # leaves the last push's gap as it was: a change made after it goes out at once.
+                if not pushed or not self._burst_goes_on(started, cpu_started):
                     break
                 cpu_started = time.thread_time()
                 continue

@@ -491,7 +491,8 @@ class TestGoogleSync(SyncBehaviour, SyncCase):
     def _run_in_server(self, during_wait=(), burst=True):
         """One real ``_cron_push`` as a running server does it (waits and ends of transactions
         included, commits aside); ``during_wait``: what is committed during each wait, in turn;
-        ``burst``: a round ended just before. Returns (pushed, waits)."""
+        ``burst``: a round ended just before. Returns (pushed, waits); ``self.paced``: whether
+        the run recorded a new gap."""
         during_wait = list(during_wait)
         waits = []
 
@@ -508,7 +509,9 @@ class TestGoogleSync(SyncBehaviour, SyncCase):
                 patch.object(synchronizer, "_commit"), patch.object(synchronizer, "_rollback"), \
                 patch.object(synchronizer, "_keep_run_gap", side_effect=wait), \
                 patch.dict(impact_calendar_synchronizer._pace, pace, clear=True):
-            return self.synchronizer._cron_push(), len(waits)
+            pushed = self.synchronizer._cron_push()
+            self.paced = impact_calendar_synchronizer._pace != pace
+        return pushed, len(waits)
 
     def test_a_burst_is_served_by_one_run(self):
         """In a burst, a run that caught up waits its gap and pushes what was committed
@@ -523,6 +526,12 @@ class TestGoogleSync(SyncBehaviour, SyncCase):
         self.assertEqual(pushed, 2)
         self.assertEqual(waits, 3, "before the run, after each push")
         self.assertEqual(len(self.external_events()), 2)
+
+    def test_a_run_with_nothing_to_push_ends_at_once(self):
+        """A spurious wake-up during a burst neither waits after its empty round nor moves the
+        last push's gap, which decides when the next change may go out."""
+        self.assertEqual(self._run_in_server(), (0, 1), "only the wait before the run")
+        self.assertFalse(self.paced)
 
     def test_an_isolated_change_ends_its_run_at_once(self):
         self.availability(students=self.students[:1])
