@@ -101,13 +101,39 @@ def _requirements(odoo_dir):
         ]
 
 
+def build_constraints(folder):
+    """A pip constraints file in ``folder`` holding the build constraint (and this machine's own
+    constraints, which PIP_CONSTRAINT would otherwise replace); returns its path."""
+    constraints = os.path.join(folder, "build-constraints.txt")
+    with open(constraints, "w", encoding="utf-8") as handle:
+        machine = "/etc/xdg/pip/constraints.txt"
+        if os.path.isfile(machine):
+            handle.write(f"-c {machine}\n")
+        handle.write(BUILD_CONSTRAINT + "\n")
+    return constraints
+
+
+def _pip(python, args, env):
+    done = subprocess.run([python, "-m", "pip", "install", "--quiet", *args],
+                          env=env, capture_output=True, text=True, check=False)
+    noise = "WARNING: Location '"  # this machine's local indexes: not our concern
+    output = "\n".join(
+        line for line in (done.stdout + done.stderr).splitlines() if not line.startswith(noise)
+    )
+    if done.returncode:
+        raise EnvError(f"pip install failed (exit {done.returncode}):\n{output[-4000:]}")
+
+
 def virtualenv(odoo_dir):
-    """A virtualenv with Odoo's requirements, the addon's requirements.txt and the test extras."""
+    """A virtualenv with Odoo's requirements, the addon's requirements.txt and the test extras,
+    installed in two steps as users do (``tools/install_check.py``): Odoo's requirements first,
+    then ours with everything already installed as constraints (the README's step 1), so that
+    the tests run with the versions a user gets."""
     with open(os.path.join(REPO, "requirements.txt"), encoding="utf-8") as handle:
         ours = handle.read()
     lines = _requirements(odoo_dir)
     key = hashlib.sha256(
-        "\n".join([sys.version, *lines, ours, *TEST_EXTRAS, BUILD_CONSTRAINT]).encode()
+        "\n".join([sys.version, *lines, ours, *TEST_EXTRAS, BUILD_CONSTRAINT, "two steps"]).encode()
     ).hexdigest()[:16]
     venv = os.path.join(CACHE, f"venv-{key}")
     python = os.path.join(venv, "bin", "python")
@@ -120,23 +146,13 @@ def virtualenv(odoo_dir):
         odoo_req = os.path.join(tmp, "odoo-requirements.txt")
         with open(odoo_req, "w", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
-        constraints = os.path.join(tmp, "constraints.txt")
-        with open(constraints, "w", encoding="utf-8") as handle:
-            # PIP_CONSTRAINT replaces the machine's configured constraints: keep them.
-            machine = "/etc/xdg/pip/constraints.txt"
-            if os.path.isfile(machine):
-                handle.write(f"-c {machine}\n")
-            handle.write(BUILD_CONSTRAINT + "\n")
-        env = dict(os.environ, PIP_CONSTRAINT=constraints, PIP_DISABLE_PIP_VERSION_CHECK="1")
-        command = [python, "-m", "pip", "install", "--quiet", "-r", odoo_req,
-                   "-r", os.path.join(REPO, "requirements.txt"), *TEST_EXTRAS]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        noise = "WARNING: Location '"  # this machine's local indexes: not our concern
-        output = "\n".join(
-            line for line in (done.stdout + done.stderr).splitlines() if not line.startswith(noise)
-        )
-        if done.returncode:
-            raise EnvError(f"pip install failed (exit {done.returncode}):\n{output[-4000:]}")
+        env = dict(os.environ, PIP_CONSTRAINT=build_constraints(tmp), PIP_DISABLE_PIP_VERSION_CHECK="1")
+        _pip(python, ["-r", odoo_req], env)
+        pins = os.path.join(tmp, "odoo-pins.txt")
+        with open(pins, "w", encoding="utf-8") as handle:
+            handle.write(subprocess.run([python, "-m", "pip", "list", "--format=freeze"],
+                                        capture_output=True, text=True, check=True).stdout)
+        _pip(python, ["-r", os.path.join(REPO, "requirements.txt"), *TEST_EXTRAS, "-c", pins], env)
     open(os.path.join(venv, ".complete"), "w", encoding="utf-8").close()
     return python
 
