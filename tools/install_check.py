@@ -23,12 +23,17 @@ fit Odoo's pins, and hides what the second step alone does. So, for each Python:
    impact_calendar_integration`` on a new database, which must exit 0 with no ERROR or
    CRITICAL line and no WARNING about the addon.
 
+Where Odoo's own requirements do not build with a Python other than the first (Odoo's 3.10
+pins do not, here), the stage checks only that pip's resolver finds the addon's libraries within
+Odoo's pins for that Python, and remembers the failed build so as not to pay for it on every run.
+
 Prints the ``pip freeze`` difference and ``install-SERIES: N passed, N failed`` (one per check).
-Pythons that Odoo's ``release.py`` does not support are left out, and said so. Reuses the Odoo
+Pythons outside Odoo's MIN_PY_VERSION..MAX_PY_VERSION are left out. Reuses the Odoo
 source that ``tools/odoo_env.py`` unpacks, and pip's cache. Standard library only.
 """
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -227,6 +232,29 @@ def check_python(series, python, odoo_dir, checks, with_odoo, log_dir):
                    f"exit {code}; " + "; ".join(problems[:5]) + f" (log: {log_path})" if code or problems else "")
 
 
+def check_resolution(python, odoo_dir, checks):
+    """Where Odoo's own requirements do not build: pip's resolver alone, in a new virtualenv,
+    with Odoo's requirements.txt as constraints (its pins for this Python), must find versions of
+    the addon's libraries that leave them as they are. Nothing is installed (--dry-run)."""
+    with tempfile.TemporaryDirectory(dir=odoo_env.CACHE) as where:
+        venv = os.path.join(where, "venv")
+        subprocess.run([python, "-m", "venv", venv], check=True)
+        pins = os.path.join(where, "odoo-requirements.txt")
+        with open(pins, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(odoo_env._requirements(odoo_dir)) + "\n")  # pylint: disable=protected-access
+        done = subprocess.run(
+            [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-",
+             "-r", os.path.join(odoo_env.REPO, "requirements.txt"), "-c", pins],
+            capture_output=True, text=True, check=False, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"),
+        )
+    if done.returncode:
+        checks("the addon's libraries resolve within Odoo's pins", False, quiet(done.stderr)[-2000:])
+        return
+    chosen = sorted(f"{item['metadata']['name']}=={item['metadata']['version']}"
+                    for item in json.loads(done.stdout)["install"])
+    checks("the addon's libraries resolve within Odoo's pins", True, " ".join(chosen))
+
+
 def main(argv):
     if not argv:
         sys.exit(__doc__)
@@ -244,26 +272,23 @@ def main(argv):
             if version in seen:
                 continue
             if not version or not lowest <= version <= highest:
-                if version:
-                    print(f"[install-{series}] {python}: Python {version[0]}.{version[1]} is not supported by Odoo {series}")
-                continue
+                continue  # not a Python, or one that Odoo does not support
             seen.add(version)
             checks.label = f"install-{series} py{version[0]}.{version[1]}"
             mark = unbuildable_mark(python, odoo_dir)
-            if not first and os.path.exists(mark):
-                print(f"[{checks.label}] left out: Odoo's own requirements.txt does not build with this "
-                      f"Python here (found on an earlier run: {mark})")
-                continue
-            try:
-                check_python(series, python, odoo_dir, checks, first, log_dir)
-            except OdooRequirementsError as exc:
-                if first:
-                    raise
-                with open(mark, "w", encoding="utf-8") as handle:
-                    handle.write(str(exc))
-                print(f"[{checks.label}] left out: Odoo's own requirements.txt does not build with this Python "
-                      f"here; the addon is not to blame (pip's output in {mark})")
-            first = False
+            if first or not os.path.exists(mark):
+                try:
+                    check_python(series, python, odoo_dir, checks, first, log_dir)
+                    first = False
+                    continue
+                except OdooRequirementsError as exc:
+                    if first:
+                        raise
+                    with open(mark, "w", encoding="utf-8") as handle:
+                        handle.write(str(exc))
+            print(f"[{checks.label}] Odoo's own requirements.txt does not build with this Python here "
+                  f"(pip's output: {mark}); checking the resolution only")
+            check_resolution(python, odoo_dir, checks)
     except odoo_env.EnvError as exc:
         checks("environment", False, str(exc))
     print(f"install-{series}: {checks.passed} passed, {checks.failed} failed")
