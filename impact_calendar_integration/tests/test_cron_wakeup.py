@@ -29,14 +29,15 @@ class TestCronWakeup(TransactionCase):
             cr.execute("LISTEN cron_trigger")
 
     def _heard(self):
-        """The payloads the listener received within 5 seconds."""
+        """This database's payloads the listener received within 5 seconds (the channel is
+        the server's: other databases on the same PostgreSQL wake their workers too)."""
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             select.select([self.listener], [], [], 0.2)
             self.listener.poll()
-            if self.listener.notifies:
-                heard = [notify.payload for notify in self.listener.notifies]
-                self.listener.notifies.clear()
+            heard = [notify.payload for notify in self.listener.notifies if notify.payload == self.env.cr.dbname]
+            self.listener.notifies.clear()
+            if heard:
                 return heard
         return []
 
