@@ -15,7 +15,8 @@ from impact_calendar_integration.tests.emulators.radicale_server import Radicale
 
 USER, PASSWORD = "ann", "app-specific-pass"
 NAMESPACE = "0f6a2c1e-0000-4000-8000-000000000001"
-CONFIG = caldav.CaldavConfig(calendar_name="Classes", timeout=5)
+# Radicale listens on loopback: private hosts allowed, as an administrator would for Nextcloud
+CONFIG = caldav.CaldavConfig(calendar_name="Classes", timeout=5, allow_private_hosts=True)
 
 
 @pytest.fixture(scope="module")
