@@ -106,6 +106,9 @@ def read_bounded(response, max_bytes, deadline=None):
             if deadline is not None and deadline.expired:
                 raise DeadlineExceeded(f"no complete answer within {deadline.seconds} s")
             chunks.append(chunk)
+        if deadline is not None and deadline.expired:
+            # Cut short by the watchdog, the answer may look complete (headers end at EOF).
+            raise DeadlineExceeded(f"no complete answer within {deadline.seconds} s")
     except LimitExceeded:
         response.close()
         raise
