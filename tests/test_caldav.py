@@ -72,7 +72,8 @@ def test_discovery_refuses_wrong_password(dav):
 
 def test_discovery_refuses_plain_http_elsewhere_and_placeholder_host():
     with pytest.raises(ConnectError):
-        caldav.check_credentials(CONFIG, "http://example.com/dav/", USER, PASSWORD)
+        public = caldav.new_session(CONFIG, resolver=lambda host, port: ["93.184.216.34"])  # no DNS in tests
+        caldav.check_credentials(CONFIG, "http://example.com/dav/", USER, PASSWORD, session=public)
     with pytest.raises(ConnectError):
         caldav.check_credentials(CONFIG, caldav.PRESETS["nextcloud"], USER, PASSWORD)
 

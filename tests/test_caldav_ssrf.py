@@ -276,8 +276,8 @@ def test_tls_pinned_to_the_checked_address_keeps_the_certificate_check_on_the_na
 
 
 # -- pushes ------------------------------------------------------------------------------------
-def client_for(server, config, **tokens):
-    base = f"http://dav.test:{server.port}"
+def client_for(server, config, scheme="http", **tokens):
+    base = f"{scheme}://dav.test:{server.port}"
     tokens = TokenSet(
         server_url=base + "/", username="ann", password="secret", calendar_home=base + "/home/",
         calendar_url=base + "/home/impact-classes/", **tokens,
@@ -294,7 +294,7 @@ def create(key=1):
 def test_push_to_a_host_no_longer_allowed_pauses_the_account(sockets):
     with Server({}) as server:
         sockets["allowed"].add(("127.0.0.1", server.port))
-        outcome = client_for(server, PUBLIC).push([create()])[1]
+        outcome = client_for(server, PUBLIC, scheme="https").push([create()])[1]
     assert outcome.kind is Kind.AUTH_REVOKED and outcome.message == caldav.NOT_ALLOWED
     assert server.seen == [] and sockets["connects"] == []
 

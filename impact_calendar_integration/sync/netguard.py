@@ -172,6 +172,8 @@ class Guard:
             addresses = [literal]
         elif _is_localhost(host) and not self.allow_private:
             raise HostNotAllowed(PRIVATE, url)
+        elif scheme == "http" and not self.allow_private:
+            raise HostNotAllowed(SCHEME, url)  # refused whatever the name resolves to: no lookup
         else:
             addresses = self._resolve(host, port, url)
         if not all(address_allowed(address, self.allow_private) for address in addresses):

@@ -145,6 +145,33 @@ class TestCaldavSync(TransactionCase):
             wizard.action_connect()
         self.assertNotRegex(caught.exception.args[0], r"\d{3}|HTTP")
 
+    def test_control_characters_never_reach_the_caldav_body_nor_the_feed(self):
+        """Finding 4: a CR in a class name, its location or a student's name (names shown)
+        adds no ATTENDEE, VALARM or second VEVENT to what Radicale stores, nor to the feed."""
+        self.env["ir.config_parameter"].sudo().set_param("impact_calendar.include_student_names", True)
+        self.students[0].name = "Dav Student\rATTENDEE:mailto:x@example.com"
+        event = self.klass(
+            students=1, name="Dav pottery\rATTENDEE:mailto:x@example.com\x07",
+            location="Room 1\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nEND:VALARM\rEND:VEVENT\rBEGIN:VEVENT",
+        )
+        self.push()
+        [put] = self.dav.requests(method="PUT")
+        self.assertEqual(put.status, 201)
+        feed = self.env["impact.calendar.feed"]
+        feed._rotate(self.instructor)
+        feed_body = feed.sudo().search([("user_id", "=", self.instructor.id)])._body()
+        [stored] = self.dav.events(self.login, f"/{self.login}/impact-classes/").values()
+        for body in (put.body, stored.encode(), feed_body):
+            self.assertNotRegex(body, rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
+            lines = re.split(rb"\r?\n", body)
+            self.assertEqual(lines.count(b"BEGIN:VEVENT"), 1)
+            self.assertFalse([line for line in lines if line.startswith((b"ATTENDEE", b"BEGIN:VALARM"))])
+            [vevent] = icalendar.Calendar.from_ical(body).walk("VEVENT")
+            self.assertNotIn("ATTENDEE", vevent)
+            self.assertEqual(str(vevent["SUMMARY"]), "Dav pottery ATTENDEE:mailto:x@example.com")
+            self.assertIn("Dav Student ATTENDEE:mailto:x@example.com", str(vevent["DESCRIPTION"]))
+        self.assertEqual(list(self.stored()), [self.uid(event)])
+
     def test_one_request_per_class_change(self):
         event = self.klass(students=1)
         self.push()
