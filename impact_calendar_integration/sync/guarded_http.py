@@ -66,8 +66,9 @@ class PinnedAdapter(HTTPAdapter):
         super().__init__()
 
     def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
+        result = super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return result
 
     def pin(self, target):
         self._pins[(target.scheme, target.host, target.port)] = target.address

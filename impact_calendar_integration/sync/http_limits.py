@@ -11,6 +11,7 @@ streamed body up to a size cap and stops at the deadline.
         body = read_bounded(response, 1_000_000, deadline)
 """
 
+import contextlib
 import os
 import socket
 import threading
@@ -77,10 +78,9 @@ class Deadline:
 
 
 def _shutdown(sock):
-    try:
+    # OSError: already closed by its owner, nothing left to stop.
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by its owner
 
 
 def watch(sock):
