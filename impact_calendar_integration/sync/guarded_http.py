@@ -106,6 +106,8 @@ class GuardedSession(requests.Session):
         self.guard = guard or netguard.Guard()
         self.max_bytes = max_bytes
         self.deadline = deadline
+        # The cap counts what we read: no compressed answer that inflates beyond it in one step.
+        self.headers["Accept-Encoding"] = "identity"
         self._adapter = PinnedAdapter()
         self.mount("http://", self._adapter)
         self.mount("https://", self._adapter)

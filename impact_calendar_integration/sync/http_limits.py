@@ -86,7 +86,7 @@ def _shutdown(sock):
 def watch(sock):
     """Put ``sock`` under the active deadline of this thread, if any (called by connections)."""
     deadline = getattr(_active, "deadline", None)
-    if deadline is not None and sock is not None:
+    if deadline is not None and sock is not None and sock.fileno() >= 0:
         deadline.watch(sock)
 
 

@@ -389,12 +389,12 @@ def make_calendar(session, home, name, timeout=DEFAULT_TIMEOUT):
         headers={"Content-Type": "application/xml; charset=utf-8"},
     )
     if response.status_code in (201, 200, 204):
-        return response.url
+        return url
     if response.status_code in (405, 409):
         # 405: something is already there; ours only if it is a calendar.
         check = _propfind(session, url, PROPFIND_RESOURCETYPE, timeout)
         if check.status_code == 207 and _is_calendar(check):
-            return check.url
+            return url
     if response.status_code == 401:
         raise ConnectError(REFUSED)
     raise ConnectError("The server refused to create the calendar; check that this account may create calendars.")
