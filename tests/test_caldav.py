@@ -358,7 +358,7 @@ def test_control_characters_never_reach_a_caldav_body(dav, client):
 
 
 def test_control_characters_never_reach_the_feed_nor_google_or_graph():
-    body = ics.feed([(ics.event_fields(HOSTILE), ics.event_uid(NAMESPACE, 9, 42))])
+    body = ics.feed([(ics.event_fields(HOSTILE), ics.event_uid(NAMESPACE, 9, 42))], name="Classes\rX-EVIL:1")
     assert_one_clean_vevent(body)
     named = payload.ClassSnapshot(**{**HOSTILE.__dict__})
     for provider_body in (payload.google_body(named), payload.graph_body(named)):

@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from .. import guarded_http, http_limits, ics, netguard
+from .. import guarded_http, http_limits, ics, netguard, payload
 from ..config import DEFAULT_TIMEOUT
 from ..outcomes import ConnectError, Kind, Outcome
 from ..tokens import TokenSet
@@ -90,7 +90,7 @@ def _mkcalendar_body(name):
     return (
         '<?xml version="1.0" encoding="utf-8"?>'
         '<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop>'
-        f"<d:displayname>{escape(name)}</d:displayname>"
+        f"<d:displayname>{escape(payload.clean_text(name))}</d:displayname>"
         "<c:supported-calendar-component-set><c:comp name=\"VEVENT\"/></c:supported-calendar-component-set>"
         "</d:prop></d:set></c:mkcalendar>"
     ).encode("utf-8")
