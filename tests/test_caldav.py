@@ -2,6 +2,8 @@
 loopback fault layer: discovery, dedicated calendar, create/update/delete, 0 duplicates and
 0 lost changes under 429, 503 and connections dropped after the server applied the request."""
 
+import json
+import re
 from datetime import datetime, timedelta
 
 import icalendar
@@ -15,7 +17,8 @@ from impact_calendar_integration.tests.emulators.radicale_server import Radicale
 
 USER, PASSWORD = "ann", "app-specific-pass"
 NAMESPACE = "0f6a2c1e-0000-4000-8000-000000000001"
-CONFIG = caldav.CaldavConfig(calendar_name="Classes", timeout=5)
+# Radicale listens on loopback: private hosts allowed, as an administrator would for Nextcloud
+CONFIG = caldav.CaldavConfig(calendar_name="Classes", timeout=5, allow_private_hosts=True)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,8 @@ def test_discovery_refuses_wrong_password(dav):
 
 def test_discovery_refuses_plain_http_elsewhere_and_placeholder_host():
     with pytest.raises(ConnectError):
-        caldav.check_credentials(CONFIG, "http://example.com/dav/", USER, PASSWORD)
+        public = caldav.new_session(CONFIG, resolver=lambda host, port: ["93.184.216.34"])  # no DNS in tests
+        caldav.check_credentials(CONFIG, "http://example.com/dav/", USER, PASSWORD, session=public)
     with pytest.raises(ConnectError):
         caldav.check_credentials(CONFIG, caldav.PRESETS["nextcloud"], USER, PASSWORD)
 
@@ -318,3 +322,47 @@ def test_allday_class():
     snap = payload.ClassSnapshot(event_ref=3, name="Retreat", allday=True, start_date=start.date(), stop_date=start.date() + timedelta(days=1), roster_count=1)
     event = ics.vevent(ics.event_fields(snap), "3-1@x")
     assert event["DTSTART"].dt == start.date() and event["DTEND"].dt == start.date() + timedelta(days=2)
+
+
+CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
+HOSTILE = payload.ClassSnapshot(
+    event_ref=9, name="Pottery\rATTENDEE:mailto:x@y\x00\x07", start=datetime(2031, 5, 6, 9, 0),
+    stop=datetime(2031, 5, 6, 10, 0), location="Room 1\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nEND:VALARM\x1b\x7f",
+    roster_count=1, roster_names=("Ann\rEND:VEVENT\rBEGIN:VEVENT\rUID:evil\x0b",),
+    record_url="https://odoo.test/odoo/calendar.event/9\r\nORGANIZER:mailto:z@y", marker=f"{NAMESPACE}:9",
+    modified=datetime(2031, 1, 1, 12, 0),
+)
+
+
+def assert_one_clean_vevent(text):
+    """Exactly one VEVENT, none of the injected properties, and no control character left
+    (CR only before LF, as line ends)."""
+    raw = text.encode() if isinstance(text, str) else text
+    assert not CONTROL.search(raw), CONTROL.search(raw)
+    [event] = icalendar.Calendar.from_ical(raw).walk("VEVENT")
+    assert all(name not in event for name in ("ATTENDEE", "ORGANIZER")) and not event.walk("VALARM")
+    lines = re.split(rb"\r?\n", raw)
+    assert lines.count(b"BEGIN:VEVENT") == 1 and not any(line.startswith((b"BEGIN:VALARM", b"ATTENDEE")) for line in lines)
+    return event
+
+
+def test_control_characters_never_reach_a_caldav_body(dav, client):
+    """Finding 4: a CR (or any C0 control) in a class name, a location or a student's name
+    cannot add a property, an alarm or a second event to what Radicale stores."""
+    op = Operation(key=1, action=CREATE, body=caldav.build_body(HOSTILE), client_id=ics.event_uid(NAMESPACE, 9, 42))
+    assert client.push([op])[1].kind is Kind.DONE
+    [text] = dav.events(USER, calendar_path(client)).values()
+    event = assert_one_clean_vevent(text)
+    assert str(event["SUMMARY"]) == "Pottery ATTENDEE:mailto:x@y"
+    assert str(event["LOCATION"]) == "Room 1  BEGIN:VALARM  ACTION:DISPLAY  END:VALARM"
+
+
+def test_control_characters_never_reach_the_feed_nor_google_or_graph():
+    body = ics.feed([(ics.event_fields(HOSTILE), ics.event_uid(NAMESPACE, 9, 42))], name="Classes\rX-EVIL:1")
+    assert_one_clean_vevent(body)
+    named = payload.ClassSnapshot(**{**HOSTILE.__dict__})
+    for provider_body in (payload.google_body(named), payload.graph_body(named)):
+        text = json.dumps(provider_body, ensure_ascii=False)
+        # the description's line breaks are ours ("\n" between its lines), nothing else is
+        assert not re.search(r"[\x00-\x1f\x7f]", text.replace("\\n", "")), text
+        assert "\\r" not in text and "\\u00" not in text

@@ -55,6 +55,12 @@ class ResConfigSettings(models.TransientModel):
         fields.Boolean, "Same for everyone", "force_destination",
         help="Instructors cannot choose: every new connection uses this destination.",
     )
+    impact_calendar_caldav_allow_private_hosts = _setting(
+        fields.Boolean, "CalDAV servers on private networks", "caldav_allow_private_hosts",
+        help="Lets users connect a CalDAV server on this machine or a private network (an "
+        "on-premises Nextcloud), also over plain http. Risk: any member can then make the Odoo "
+        "server send requests to internal services. Off: only public https servers.",
+    )
     impact_calendar_google_redirect_uri = fields.Char(
         "Google redirect URI", compute="_compute_impact_calendar_redirect_uris"
     )

@@ -119,7 +119,7 @@ def feed(entries, name="Classes"):
     """The whole feed (bytes) from ``(fields, uid)`` pairs, in a stable order."""
     calendar = _calendar()
     calendar.add("method", "PUBLISH")
-    calendar.add("x-wr-calname", name)
+    calendar.add("x-wr-calname", payload.clean_text(name))
     calendar.add("refresh-interval", REFRESH_INTERVAL, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", REFRESH_INTERVAL)
     for fields, uid in sorted(entries, key=lambda entry: (entry[0]["start"], entry[1])):

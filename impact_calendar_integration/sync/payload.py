@@ -7,6 +7,7 @@ Outlook ever emails them. The body is deterministic, so its hash tells whether a
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -14,6 +15,17 @@ from datetime import date, datetime, time, timedelta, timezone
 MARKER_KEY = "impactCalendar"
 #: Graph single-value extended property (a string property in our own GUID namespace)
 GRAPH_MARKER_ID = "String {6e3b9e62-9a4c-4d52-8f55-2c1e1f0b7a41} Name impactCalendar"
+#: C0 control characters and DEL: never sent (a bare CR starts a new iCalendar line, so a new
+#: property, in some parsers); CR, LF and TAB become spaces so that words stay apart
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEXT_FIELDS = ("name", "location", "videocall_url", "record_url", "marker")
+
+
+def clean_text(value):
+    """``value`` without control characters (line breaks and tabs become spaces)."""
+    if not isinstance(value, str):
+        return value
+    return _CONTROL.sub(lambda match: " " if match.group() in "\t\n\r" else "", value)
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,13 @@ class ClassSnapshot:
     record_url: str = ""
     marker: str = ""  # identifies the database + event, stored in the private marker
     modified: datetime = None  # last change of the class or its roster (ICS SEQUENCE, LAST-MODIFIED)
+
+    def __post_init__(self):
+        # The one place every text bound for a provider or the feed passes: Odoo data may hold
+        # control characters (a name typed or imported with a CR), the bodies must not.
+        for name in _TEXT_FIELDS:
+            object.__setattr__(self, name, clean_text(getattr(self, name)))
+        object.__setattr__(self, "roster_names", tuple(clean_text(name) for name in self.roster_names or ()))
 
 
 class PayloadError(ValueError):

@@ -28,6 +28,8 @@ class TestCaldavSync(TransactionCase):
         cls.dav = RadicaleServer().start()
         cls.addClassCleanup(cls.dav.stop)
         cls.env["ir.config_parameter"].sudo().set_param("impact_calendar.dedicated_calendar_name", "Lessons")
+        # Radicale listens on loopback: allowed as an administrator allows an on-premises server.
+        cls.env["ir.config_parameter"].sudo().set_param("impact_calendar.caldav_allow_private_hosts", "True")
         add_students(cls, "Dav Student", 4, days=3)
 
     def setUp(self):
@@ -101,6 +103,74 @@ class TestCaldavSync(TransactionCase):
             self.env["impact.calendar.caldav.wizard"].with_user(outsider).create({
                 "server_url": self.dav.base_url + "/", "username": "x", "password": "y",
             }).action_connect()
+
+    def test_private_server_refused_unless_allowed_and_nothing_sent(self):
+        """Off (the default), a loopback server is refused by the form before any request, with
+        a message that says what to fix and nothing of the server (no status, no stage)."""
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("impact_calendar.caldav_allow_private_hosts", False)
+        self.clear_log()
+        for url in (self.dav.base_url + "/", self.dav.base_url.replace("127.0.0.1", "localhost") + "/"):
+            wizard = self.env["impact.calendar.caldav.wizard"].with_user(self.instructor).create({
+                "server_preset": "other", "server_url": url, "username": self.login, "password": PASSWORD,
+            })
+            with self.assertRaises(UserError) as caught:
+                wizard.action_connect()
+            message = caught.exception.args[0]
+            self.assertIn("private or local network", message)
+            self.assertIn("An administrator can allow private hosts in Settings", message)
+            self.assertNotRegex(message, r"\d{3}|HTTP|Error|127\.0\.0\.1|principal")
+        self.assertEqual(self.calls(), [], "nothing sent")
+        # Pushes stop too: the account must be reconnected to an allowed server.
+        self.klass()
+        self.push()
+        self.assertEqual(self.calls(), [])
+        self.assertEqual(self.account.state, "needs_reconnect")
+        self.assertIn("private or local network", self.account.last_error)
+
+    def test_connect_messages_say_what_to_fix(self):
+        """A server that is not CalDAV, and a refused password: no status code, no stage."""
+        self.dav.inject(r".*", method="PROPFIND", status=500)
+        wizard = self.env["impact.calendar.caldav.wizard"].with_user(self.instructor).create({
+            "server_preset": "other", "server_url": self.dav.base_url + "/", "username": self.login, "password": PASSWORD,
+        })
+        with self.assertRaisesRegex(UserError, "did not answer as a CalDAV server; check the address") as caught:
+            wizard.action_connect()
+        self.assertNotRegex(caught.exception.args[0], r"\d{3}|HTTP|principal|home")
+        self.dav.clear_faults()
+        wizard = self.env["impact.calendar.caldav.wizard"].with_user(self.instructor).create({
+            "server_preset": "other", "server_url": self.dav.base_url + "/", "username": self.login, "password": "wrong",
+        })
+        with self.assertRaisesRegex(UserError, "user name or app password was refused") as caught:
+            wizard.action_connect()
+        self.assertNotRegex(caught.exception.args[0], r"\d{3}|HTTP")
+
+    def test_control_characters_never_reach_the_caldav_body_nor_the_feed(self):
+        """Finding 4: a CR in a class name, its location or a student's name (names shown)
+        adds no ATTENDEE, VALARM or second VEVENT to what Radicale stores, nor to the feed."""
+        self.env["ir.config_parameter"].sudo().set_param("impact_calendar.include_student_names", True)
+        self.students[0].name = "Dav Student\rATTENDEE:mailto:x@example.com"
+        event = self.klass(
+            students=1, name="Dav pottery\rATTENDEE:mailto:x@example.com\x07",
+            location="Room 1\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nEND:VALARM\rEND:VEVENT\rBEGIN:VEVENT",
+        )
+        self.push()
+        [put] = self.dav.requests(method="PUT")
+        self.assertEqual(put.status, 201)
+        feed = self.env["impact.calendar.feed"]
+        feed._rotate(self.instructor)
+        feed_body = feed.sudo().search([("user_id", "=", self.instructor.id)])._body()
+        [stored] = self.dav.events(self.login, f"/{self.login}/impact-classes/").values()
+        for body in (put.body, stored.encode(), feed_body):
+            self.assertNotRegex(body, rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
+            lines = re.split(rb"\r?\n", body)
+            self.assertEqual(lines.count(b"BEGIN:VEVENT"), 1)
+            self.assertFalse([line for line in lines if line.startswith((b"ATTENDEE", b"BEGIN:VALARM"))])
+            [vevent] = icalendar.Calendar.from_ical(body).walk("VEVENT")
+            self.assertNotIn("ATTENDEE", vevent)
+            self.assertEqual(str(vevent["SUMMARY"]), "Dav pottery ATTENDEE:mailto:x@example.com")
+            self.assertIn("Dav Student ATTENDEE:mailto:x@example.com", str(vevent["DESCRIPTION"]))
+        self.assertEqual(list(self.stored()), [self.uid(event)])
 
     def test_one_request_per_class_change(self):
         event = self.klass(students=1)

@@ -13,6 +13,13 @@ One push = one request: create ``PUT`` + ``If-None-Match: *`` (a retry after a l
 412 and overwrites the resource it made); update ``PUT`` + ``If-Match`` on the stored ETag
 (412: re-read the ETag and overwrite, Odoo is the truth); delete ``DELETE`` (404 counts as
 done). The resource name derives from the UID, so a class can never be created twice.
+
+Every request goes through ``guarded_http``: the server, ``.well-known``, the principal and home
+``href``s the server sends, and each redirect hop (at most three, followed by hand) are checked
+by ``netguard`` before a socket is opened; private hosts and plain http only when an
+administrator sets ``impact_calendar.caldav_allow_private_hosts``. Answers are capped in size and
+time. Messages shown on the connect form say what to fix, never a status, a stage or an
+exception class: the form must not become a port scanner.
 """
 
 import logging
@@ -23,8 +30,8 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from .. import ics
-from ..config import DEFAULT_TIMEOUT, endpoint_problem
+from .. import guarded_http, http_limits, ics, netguard, payload
+from ..config import DEFAULT_TIMEOUT
 from ..outcomes import ConnectError, Kind, Outcome
 from ..tokens import TokenSet
 from . import Provider, register
@@ -42,6 +49,21 @@ MESSAGE_LIMIT = 300
 #: statuses after which a retry may succeed; the rest of 4xx are refusals of this payload
 TRANSIENT_STATUSES = (408, 423, 425, 500, 502, 503, 504, 507)
 NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+#: the system parameter that opens private and loopback hosts (an on-premises server, the tests)
+ALLOW_PRIVATE_PARAM = "impact_calendar.caldav_allow_private_hosts"
+
+# What the connect form says: what to fix, nothing of what the server answered.
+NOT_ALLOWED = (
+    "The server address is not allowed: it points to a private or local network. "
+    "An administrator can allow private hosts in Settings."
+)
+HTTPS_ONLY = "The server address must start with https://."
+NOT_A_URL = "Enter the server address, for example https://caldav.icloud.com."
+NOT_CALDAV = "The server did not answer as a CalDAV server; check the address."
+REFUSED = (
+    "The user name or app password was refused. iCloud and Fastmail need an app-specific "
+    "password, not the account password."
+)
 
 PRESETS = {
     "icloud": "https://caldav.icloud.com",
@@ -68,7 +90,7 @@ def _mkcalendar_body(name):
     return (
         '<?xml version="1.0" encoding="utf-8"?>'
         '<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop>'
-        f"<d:displayname>{escape(name)}</d:displayname>"
+        f"<d:displayname>{escape(payload.clean_text(name))}</d:displayname>"
         "<c:supported-calendar-component-set><c:comp name=\"VEVENT\"/></c:supported-calendar-component-set>"
         "</d:prop></d:set></c:mkcalendar>"
     ).encode("utf-8")
@@ -76,10 +98,14 @@ def _mkcalendar_body(name):
 
 @dataclass(frozen=True)
 class CaldavConfig:
-    """Admin settings: only the dedicated calendar's name (the server is each user's own)."""
+    """Admin settings: the dedicated calendar's name (the server is each user's own), and
+    whether servers on private networks may be reached; the bounds of one request."""
 
     calendar_name: str = "Classes"
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # per read
+    allow_private_hosts: bool = False
+    deadline: float = guarded_http.DEADLINE  # per request, whatever the server drips
+    max_response_bytes: int = guarded_http.MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -88,7 +114,28 @@ class CaldavProvider(Provider):
     one every provider uses (``impact_calendar.dedicated_calendar_name``)."""
 
     def config(self, get_param):
-        return CaldavConfig(calendar_name=get_param("impact_calendar.dedicated_calendar_name") or "Classes")
+        return CaldavConfig(
+            calendar_name=get_param("impact_calendar.dedicated_calendar_name") or "Classes",
+            allow_private_hosts=str(get_param(ALLOW_PRIVATE_PARAM) or "").lower() in ("1", "true"),
+        )
+
+
+def new_session(config, resolver=None):
+    """A session that reaches only the hosts ``config`` allows (``resolver``: for tests)."""
+    return guarded_http.GuardedSession(
+        netguard.Guard(config.allow_private_hosts, resolver), max_bytes=config.max_response_bytes, deadline=config.deadline,
+    )
+
+
+def connect_message(exc):
+    """What the connect form says about a refused address."""
+    if exc.reason == netguard.PRIVATE:
+        return NOT_ALLOWED
+    if exc.reason == netguard.SCHEME:
+        return HTTPS_ONLY
+    if exc.reason == netguard.MALFORMED:
+        return NOT_A_URL
+    return NOT_CALDAV
 
 
 # -- ids and bodies ------------------------------------------------------------------------------
@@ -163,8 +210,9 @@ class CaldavClient(ProviderClient):
         self.config = config
         self.tokens = tokens
         self.on_tokens = on_tokens
-        self.session = session or requests.Session()
+        self.session = session or new_session(config)
         self.session.auth = (tokens.username or "", tokens.password or "")
+        self._calendar_remade = False  # MKCALENDAR at most once per client (one account's lease)
 
     # -- requests --------------------------------------------------------------------------
     def _request(self, method, url, body=None, headers=None):
@@ -192,10 +240,15 @@ class CaldavClient(ProviderClient):
                 return self._update(op.external_id, op.body, resent=bool(op.meta.get("resent")))
             if op.action == DELETE:
                 return self._delete(op.external_id)
+        except netguard.HostNotAllowed as exc:
+            # The server (or its DNS) now points somewhere we may not go: the user must reconnect.
+            return Outcome(Kind.AUTH_REVOKED, message=connect_message(exc))
         except NETWORK_ERRORS as exc:
             # The request may or may not have been applied: a retry is safe (same resource name,
             # conditional or whole-body PUTs, DELETE of a missing resource counts as done).
             return Outcome(Kind.TRANSIENT, message=f"Cannot reach the CalDAV server ({type(exc).__name__})")
+        except http_limits.LimitExceeded as exc:
+            return Outcome(Kind.TRANSIENT, message=f"The CalDAV server's answer was too large or too slow ({exc})")
         except requests.RequestException as exc:
             return Outcome(Kind.TRANSIENT, message=f"CalDAV request failed ({type(exc).__name__})")
         except ConnectError as exc:
@@ -209,10 +262,15 @@ class CaldavClient(ProviderClient):
         condition = {} if resent else {"If-None-Match": "*"}
         href = urljoin(self.calendar_url(), quote(client_id, safe="@-_.") + ".ics")
         response = self._put(href, body, condition)
-        if response.status_code in (404, 409):
-            # Our dedicated calendar is gone (deleted by the user): make it again, once.
+        if response.status_code in (404, 409) and not self._calendar_remade:
+            # Our dedicated calendar is gone (deleted by the user): make it again, once per client.
+            self._calendar_remade = True
             href = urljoin(self.calendar_url(recreate=True), quote(client_id, safe="@-_.") + ".ics")
             response = self._put(href, body, condition)
+        if response.status_code in (404, 409):
+            # Not the event (it does not exist yet) but the calendar: a retry later, with backoff,
+            # never GONE (which re-creates at once and would MKCALENDAR on every push).
+            return Outcome(Kind.TRANSIENT, status=response.status_code, message=_message(response))
         if response.status_code == 412:
             # A first try found the resource there (a lost "create sent" mark): overwrite it.
             return self._overwrite(href, body)
@@ -269,81 +327,90 @@ class CaldavClient(ProviderClient):
 
 # -- discovery (also the credential check) -----------------------------------------------------
 def _propfind(session, url, body, timeout, depth="0"):
-    return session.request(
-        "PROPFIND", url, data=body, timeout=timeout, allow_redirects=True,
+    return guarded_http.request(
+        session, "PROPFIND", url, data=body, timeout=timeout,
         headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
     )
 
 
-def _check(response, what):
+def _check(response):
     if response.status_code == 401:
-        raise ConnectError(
-            "The server refused this user name and password. iCloud and Fastmail need an "
-            "app-specific password, not the account password."
-        )
+        raise ConnectError(REFUSED)
     if response.status_code != 207:
-        raise ConnectError(f"The server does not answer as a CalDAV server ({what}: HTTP {response.status_code}).")
+        raise ConnectError(NOT_CALDAV)
 
 
+def _follow(base, href):
+    """The absolute URL of an ``href`` a server sent; https never leads to plain http."""
+    url = urljoin(base, href)
+    if urlsplit(base).scheme.lower() == "https" and urlsplit(url).scheme.lower() != "https":
+        raise netguard.HostNotAllowed(netguard.SCHEME, url)
+    return url
+
+
+def _connect_errors(function):
+    """Every failure of a connect-time call as a ConnectError whose message is safe to show."""
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except netguard.HostNotAllowed as exc:
+            raise ConnectError(connect_message(exc)) from None
+        except (requests.RequestException, http_limits.LimitExceeded, ValueError):
+            raise ConnectError(NOT_CALDAV) from None
+    return wrapper
+
+
+@_connect_errors
 def discover(session, server_url, timeout=DEFAULT_TIMEOUT):
     """The user's calendar-home-set URL: server (or /.well-known/caldav) → current-user-principal
     → calendar-home-set. Raises ConnectError with a message safe to show."""
-    try:
-        response = _propfind(session, server_url, PROPFIND_PRINCIPAL, timeout)
-        if response.status_code in (404, 405):
-            response = _propfind(session, urljoin(server_url, "/.well-known/caldav"), PROPFIND_PRINCIPAL, timeout)
-        _check(response, "principal")
-        principals = _hrefs(response, f"{{{DAV}}}current-user-principal")
-        if not principals:
-            raise ConnectError("The server did not say which CalDAV principal this account is.")
-        principal = urljoin(response.url, principals[0])
-        response = _propfind(session, principal, PROPFIND_HOME, timeout)
-        _check(response, "calendar home")
-        homes = _hrefs(response, f"{{{CALDAV}}}calendar-home-set")
-        if not homes:
-            raise ConnectError("The server did not give this account a calendar home.")
-        home = urljoin(response.url, homes[0])
-    except requests.RequestException as exc:
-        raise ConnectError(f"Cannot reach the CalDAV server ({type(exc).__name__}).") from None
+    response = _propfind(session, server_url, PROPFIND_PRINCIPAL, timeout)
+    if response.status_code in (404, 405):
+        response = _propfind(session, _follow(server_url, "/.well-known/caldav"), PROPFIND_PRINCIPAL, timeout)
+    _check(response)
+    principals = _hrefs(response, f"{{{DAV}}}current-user-principal")
+    if not principals:
+        raise ConnectError(NOT_CALDAV)
+    response = _propfind(session, _follow(response.url, principals[0]), PROPFIND_HOME, timeout)
+    _check(response)
+    homes = _hrefs(response, f"{{{CALDAV}}}calendar-home-set")
+    if not homes:
+        raise ConnectError(NOT_CALDAV)
+    home = _follow(response.url, homes[0])
     return home if home.endswith("/") else home + "/"
 
 
+@_connect_errors
 def make_calendar(session, home, name, timeout=DEFAULT_TIMEOUT):
     """Our dedicated calendar in ``home`` (MKCALENDAR); an existing one is kept."""
     url = urljoin(home, COLLECTION)
-    try:
-        response = session.request(
-            "MKCALENDAR", url, data=_mkcalendar_body(name), timeout=timeout,
-            headers={"Content-Type": "application/xml; charset=utf-8"},
-        )
-        if response.status_code in (201, 200, 204):
+    response = guarded_http.request(
+        session, "MKCALENDAR", url, data=_mkcalendar_body(name), timeout=timeout,
+        headers={"Content-Type": "application/xml; charset=utf-8"},
+    )
+    if response.status_code in (201, 200, 204):
+        return url
+    if response.status_code in (405, 409):
+        # 405: something is already there; ours only if it is a calendar.
+        check = _propfind(session, url, PROPFIND_RESOURCETYPE, timeout)
+        if check.status_code == 207 and _is_calendar(check):
             return url
-        if response.status_code in (405, 409):
-            # 405: something is already there; ours only if it is a calendar.
-            check = _propfind(session, url, PROPFIND_RESOURCETYPE, timeout)
-            if check.status_code == 207 and _is_calendar(check):
-                return url
-        if response.status_code == 401:
-            raise ConnectError("The server refused this user name and password.")
-        raise ConnectError(f"The server refused to create the calendar ({response.status_code}).")
-    except requests.RequestException as exc:
-        raise ConnectError(f"Cannot reach the CalDAV server ({type(exc).__name__}).") from None
+    if response.status_code == 401:
+        raise ConnectError(REFUSED)
+    raise ConnectError("The server refused to create the calendar; check that this account may create calendars.")
 
 
 def check_credentials(config, server_url, username, password, session=None):
     """Connect: check the credentials at once (discovery), make the dedicated calendar, and
     return ``(TokenSet, account label)``. Raises ConnectError with a message safe to show."""
     server_url = (server_url or "").strip()
-    problem = endpoint_problem(server_url)
-    if problem or "<" in server_url:
-        raise ConnectError(problem or "Replace <host> with your server's name.")
+    if "<" in server_url:
+        raise ConnectError("Replace <host> with your server's name.")
     if not (username and password):
         raise ConnectError("Enter the user name and the app-specific password.")
-    session = session or requests.Session()
+    session = session or new_session(config)
     session.auth = (username, password)
     home = discover(session, server_url, config.timeout)
-    if endpoint_problem(home):
-        raise ConnectError(f"The server sent us to an unsafe address ({urlsplit(home).scheme}).")
     calendar = make_calendar(session, home, config.calendar_name, config.timeout)
     tokens = TokenSet(server_url=server_url, username=username, password=password, calendar_home=home, calendar_url=calendar)
     return tokens, username
