@@ -1,25 +1,42 @@
 #!/usr/bin/env python3
 """Booking overhead as a browser sees it: JSON-RPC round trips against twin Odoo servers (18.0 or 19.0).
 
-    python3 benchmarks/rpc_overhead.py [--series 18.0|19.0] [--reset] [--runs 3] [--blocks 4] [--block 20] [--profile]
+    python3 benchmarks/rpc_overhead.py [--series 18.0|19.0] [--reset] [--runs 3] [--blocks 4] [--block 20]
+                                       [--cases instructor admin coordinator booking portal] [--profile]
 
-Two databases with the same content (an instructor user, 12 students as res.partner, 60 past
-classes): ``bench_rpc_off`` has only ``calendar`` installed; ``bench_rpc_on`` has the addon
-installed and the instructor connected to a Google emulator started by this script on
-127.0.0.1. Two ``odoo-bin`` servers (threaded: ``--workers=0 --max-cron-threads=1``) serve them
-on 127.0.0.1:8271 (OFF) and 127.0.0.1:8272 (ON), each with ``--db-filter`` on its database.
+Two databases with the same content (an instructor user, a coordinator user, 12 students as
+res.partner, 60 past classes): ``bench_rpc_off`` has only ``calendar`` installed;
+``bench_rpc_on`` has the addon installed and the instructor connected to a Google emulator
+started by this script on 127.0.0.1. With the ``booking`` or ``portal`` case, both also have OCA
+``resource_booking`` (from ``tools/odoo_env.oca_addons(series)``) and the ON one the bridge addon
+``impact_calendar_integration_resource_booking``; the instructor is then the user resource of a
+combination that a booking type open around the clock offers. Two ``odoo-bin`` servers (threaded:
+``--workers=0 --max-cron-threads=1``) serve them on 127.0.0.1:8271 (OFF) and 127.0.0.1:8272 (ON),
+each with ``--db-filter`` on its database.
 
-A booking, as the instructor (``/web/session/authenticate``, session cookie kept in a
-``requests.Session``), is three JSON-RPC ``/web/dataset/call_kw`` calls, each timed with
-``time.perf_counter()`` around the HTTP round trip:
+Who books (``--cases``, all by default), each with its own session (``/web/session/authenticate``,
+cookie kept in a ``requests.Session``) and its own ratio:
 
-1. ``calendar.event.create`` of a class organized by the instructor with
-   ``partner_ids`` = the instructor's partner + 2 students;
+- ``instructor``: the instructor, into her own class;
+- ``admin``: the administrator, for the instructor (organizer = the instructor);
+- ``coordinator``: an internal user outside the integration group, for the instructor;
+- ``booking``: the coordinator (a resource_booking manager) through OCA resource_booking:
+  ``resource.booking`` with the instructor's combination, which makes the meeting;
+- ``portal``: a student confirms a pending booking on resource_booking's portal page
+  (``GET /my/bookings/<id>/confirm`` with the booking's access token, not logged in). The
+  coordinator creates that booking and reads its portal link first; only the confirmation is
+  timed.
+
+A booking of the first four cases is three JSON-RPC ``/web/dataset/call_kw`` calls, each timed
+with ``time.perf_counter()`` around the HTTP round trip:
+
+1. ``create`` of a class (``calendar.event``: organized by the instructor, ``partner_ids`` = the
+   instructor's partner + 2 students; ``resource.booking``: the 2 students, the combination);
 2. ``write`` adding a third student (``Command.link``);
 3. ``write`` removing one of the first two (``Command.unlink``).
 
-Blocks of ``--block`` bookings alternate between the servers (OFF, ON, then ON, OFF, ...) so
-that machine noise hits both alike. Two modes, ``--runs`` runs each:
+Blocks of ``--block`` bookings alternate between the servers (OFF, ON, then ON, OFF, ...), case
+after case within a block, so that machine noise hits both alike. Two modes, ``--runs`` runs each:
 
 - ``paused``: the push action (``impact_calendar_integration.ir_cron_push_bookings``) is
   inactive in the ON database: the booking hook's own cost. NB: Odoo's ``ir.cron._trigger()``
@@ -27,20 +44,22 @@ that machine noise hits both alike. Two modes, ``--runs`` runs each:
 - ``live``: the push action is active: every booking commit inserts an ``ir_cron_trigger`` row,
   NOTIFYs the cron thread, which pushes the class to the emulator in the same process.
 
-Printed: medians per op type (and per whole booking) for OFF and ON, the ON/OFF ratio of every
-run and its spread (min-max over the runs); target <= 1.10. The server's own request log line
-(``query_count query_time remaining_time`` of Odoo's werkzeug logger) gives the SQL queries and
-SQL/Python ms per RPC on both sides. ``--profile`` then restarts the ON server with timing
-wrappers (nothing in the addon is changed: class attributes are wrapped in the server process
-before it starts) around the addon's hook parts and ``ir.cron._trigger`` / ``_notifydb``, runs
-both modes on ON only, and prints ms per booking for each part.
+Printed: per case, medians per op type (and per whole booking) for OFF and ON, the ON/OFF ratio
+of every run and its spread (min-max over the runs); target <= 1.03. The server's own request log
+line (``query_count query_time remaining_time`` of Odoo's werkzeug logger; the case is in the
+query string) gives the SQL queries and SQL/Python ms per request on both sides. ``--profile``
+then restarts the ON server with timing wrappers (nothing in the addon is changed: class
+attributes are wrapped in the server process before it starts) around the addon's hook parts and
+``ir.cron._trigger`` / ``_notifydb``, runs both modes on ON only (the instructor's bookings), and
+prints ms per booking for each part.
 
 The Odoo is the one of ``python3 tools/odoo_env.py <--series>`` (built on first run); the script
 re-executes itself with that virtualenv's Python. PostgreSQL: 127.0.0.1:5432, role odoo/odoo.
-Databases are reused between runs (the addon is upgraded with ``-u`` unless ``--no-update``);
-``--reset`` drops and recreates them. Servers run in their own process groups and are killed on
-exit, also on Ctrl-C; logs go to ``/tmp/bench_rpc_<off|on>.log``. Timings are printed, never
-asserted.
+Databases are reused between runs (missing modules are installed, the repository's addons
+upgraded with ``-u`` unless ``--no-update``); ``--reset`` drops and recreates them. The setup sets
+the administrator's password to ``admin`` in both databases. Servers run in their own process
+groups and are killed on exit, also on Ctrl-C; logs go to ``/tmp/<database>.log``. Timings are
+printed, never asserted.
 """
 
 import argparse
