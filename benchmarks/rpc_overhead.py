@@ -635,11 +635,12 @@ class LogCursor:
 
 
 def request_stats(text):
-    """{(case, op): (median queries, median SQL ms, median other ms)} from werkzeug lines."""
+    """{"case/op": (median queries, median SQL ms, median other ms)} from werkzeug lines (string
+    keys: the figures go to --json too)."""
     per_op = {}
     for op, queries, sql, other in RE_REQUEST.findall(text):
         case, _sep, op = op.rpartition("-")
-        per_op.setdefault((case, op.replace("_", " ")), []).append((int(queries), float(sql) * 1000, float(other) * 1000))
+        per_op.setdefault(f"{case}/{op.replace('_', ' ')}", []).append((int(queries), float(sql) * 1000, float(other) * 1000))
     return {op: tuple(statistics.median(v[i] for v in values) for i in range(3)) for op, values in per_op.items()}
 
 
@@ -852,7 +853,7 @@ def report(per_mode):
             for op in case_ops(case):
                 cells = []
                 for name in ("OFF", "ON"):
-                    values = [run["stats"][name].get((case, op)) for run in runs if run["stats"][name].get((case, op))]
+                    values = [run["stats"][name].get(f"{case}/{op}") for run in runs if run["stats"][name].get(f"{case}/{op}")]
                     if values:
                         q, sql, other = (statistics.median(v[i] for v in values) for i in range(3))
                         cells.append(f"{name} {q:4.0f} q {sql:6.2f} {other:6.2f}")
@@ -900,7 +901,7 @@ def profile(odoo, args, db, port, world):
         for thread, label, ms in re.findall(r"PROF (\S+) (\S+) ([\d.]+)\s*$", text, re.M):
             where = "cron" if "cron" in thread.lower() else "request"
             parts.setdefault((where, label), []).append(float(ms))
-        stats = {op: figures for (_case, op), figures in request_stats(text).items()}
+        stats = {key.split("/", 1)[1]: figures for key, figures in request_stats(text).items()}
         med = medians(samples)
         out[mode] = {"parts": {f"{w}:{k}": (len(v), sum(v)) for (w, k), v in parts.items()}, "stats": stats,
                      "medians": med}
