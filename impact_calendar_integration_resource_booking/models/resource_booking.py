@@ -10,12 +10,17 @@ class ResourceBooking(models.Model):
 
     def write(self, vals):
         touched = INSTRUCTOR_FIELDS & set(vals)
-        before = {booking: booking._impact_calendar_teacher_partners() for booking in self} if touched else {}
+        # Only a new combination needs the former teachers. Reading the combination forces its
+        # pending recompute, and so resource_booking's scheduling check, once more: the meeting
+        # is written with ``meeting_id`` on every booking that is scheduled.
+        before = (
+            {booking: booking._impact_calendar_teacher_partners() for booking in self}
+            if "combination_id" in vals else {}
+        )
         meetings = self.meeting_id.ids if touched else []
         result = super().write(vals)
-        if "combination_id" in vals:
-            for booking, old_teachers in before.items():
-                booking._impact_calendar_drop_former_teachers(old_teachers)
+        for booking, old_teachers in before.items():
+            booking._impact_calendar_drop_former_teachers(old_teachers)
         if touched:
             # resource_booking rewrites the meeting only when it resyncs it: mark it anyway.
             self.env["impact.calendar.link"]._mark_events_dirty(meetings + self.meeting_id.ids)

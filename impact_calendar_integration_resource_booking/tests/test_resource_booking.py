@@ -2,6 +2,7 @@
 """Bookings of OCA resource_booking, pushed to the booked teachers' emulated Google calendars."""
 
 from datetime import datetime, timedelta, timezone
+from unittest.mock import patch
 
 from odoo import Command
 from odoo.tests import new_test_user, tagged
@@ -139,6 +140,20 @@ class TestResourceBookingSync(SyncCase):
         moved = self.only_event()
         self.assertEqual(moved["id"], first["id"], "the same event, updated")
         self.assertEqual(self.utc_start(moved), self.slot + timedelta(days=1, hours=2))
+
+    def test_scheduling_does_not_look_up_former_teachers(self):
+        # resource_booking writes ``meeting_id`` on every booking it schedules or reschedules;
+        # only a new combination needs the former teachers. Reading them forced the pending
+        # combination recompute, and with it resource_booking's scheduling check, once more.
+        booking_class = type(self.env["resource.booking"])
+        original = booking_class._impact_calendar_teacher_partners
+        with patch.object(booking_class, "_impact_calendar_teacher_partners", autospec=True,
+                          side_effect=original) as lookup:
+            booking = self.book()
+            booking.write({"start": self.slot + timedelta(hours=2)})
+            self.assertEqual(lookup.call_count, 0)
+            booking.write({"combination_id": self.combination_of(make_user(self.env, "teacher_c")).id})
+            self.assertEqual(lookup.call_count, 2, "a new combination: the former and the new teachers")
 
     def test_combination_change_moves_the_class_to_the_new_teacher(self):
         other, other_email = self.teacher_connected("teacher_b")
