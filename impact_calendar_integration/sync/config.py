@@ -5,6 +5,8 @@ import ipaddress
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
+from .http_limits import MAX_RESPONSE_BYTES, TOTAL_DEADLINE
+
 DEFAULT_TIMEOUT = 20  # seconds, for every HTTP call of the core
 
 # Where an account's classes go: a calendar the addon creates, or the user's main calendar.
@@ -36,7 +38,9 @@ class GoogleConfig:
     revoke_endpoint: str = "https://oauth2.googleapis.com/revoke"
     api_endpoint: str = "https://www.googleapis.com/calendar/v3/"  # ends with "/"
     calendar_id: str = "primary"
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # per read
+    deadline: float = TOTAL_DEADLINE  # per request, whatever the server's pace
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,9 @@ class MicrosoftConfig:
     tenant: str = "common"
     authority_host: str = "https://login.microsoftonline.com"
     graph_endpoint: str = "https://graph.microsoft.com/v1.0"  # no trailing "/"
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # per read
+    deadline: float = TOTAL_DEADLINE  # per request, whatever the server's pace
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
     @property
     def authority(self):

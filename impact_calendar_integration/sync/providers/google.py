@@ -21,7 +21,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
-from .. import ids, oauth_google, payload
+from .. import http_limits, ids, oauth_google, payload
 from ..config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, GoogleConfig
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
 from . import Provider, register
@@ -37,11 +37,62 @@ RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "q
 SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
 # Network-level failures: the request may or may not have reached Google; retrying is safe
 # because creates carry a deterministic id and updates/deletes are idempotent.
-NETWORK_ERRORS = (OSError, httplib2.HttpLib2Error, http.client.HTTPException, google.auth.exceptions.TransportError, BatchError)
+NETWORK_ERRORS = (
+    OSError, httplib2.HttpLib2Error, http.client.HTTPException, google.auth.exceptions.TransportError, BatchError,
+    http_limits.ResponseLimitError,
+)
+MESSAGE_LIMIT = 500
 MALFORMED_BATCH_MESSAGE = "Google: unreadable batch response."
 MALFORMED_MESSAGE = "Google: unreadable response."
 MISSING_ID_MESSAGE = "Google answered a create without the event's id."
 BURNED_ID_MESSAGE = "The event id was used by an event that has since been deleted; a new id is needed."
+
+
+class BoundedHttp(httplib2.Http):
+    """httplib2 reading every answer through ``http_limits.read_bounded``: at most
+    ``max_bytes``, within ``deadline`` seconds of sending the request (each hop of a redirect
+    has its own), whatever the per-read ``timeout``."""
+
+    def __init__(self, timeout, deadline=http_limits.TOTAL_DEADLINE, max_bytes=http_limits.MAX_RESPONSE_BYTES):
+        super().__init__(timeout=timeout)
+        self.deadline = deadline
+        self.max_bytes = max_bytes
+
+    def _conn_request(self, conn, request_uri, method, body, headers):
+        bounded = _BoundedConnection(conn, http_limits.deadline_after(self.deadline), self.max_bytes)
+        return super()._conn_request(bounded, request_uri, method, body, headers)
+
+
+class _BoundedConnection:
+    """An httplib2 connection whose answers are read within the limits (the rest is the
+    connection's own)."""
+
+    def __init__(self, conn, deadline, max_bytes):
+        self._conn = conn
+        self._deadline = deadline
+        self._max_bytes = max_bytes
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def getresponse(self):
+        response = self._conn.getresponse()
+        http_limits.check_length({"content-length": response.getheader("content-length")}, self._max_bytes)
+        body = _Body(response.read)  # the response's own read, before it is replaced below
+        sock = self._conn.sock
+
+        def read(*_args):
+            return http_limits.read_bounded(body, self._max_bytes, self._deadline, sock=sock)
+
+        response.read = read  # httplib2 reads the whole body with one read()
+        return response
+
+
+class _Body:
+    """A response's body as ``read_bounded`` reads it."""
+
+    def __init__(self, read):
+        self.read = read
 
 
 def batch_uri(api_endpoint):
@@ -85,7 +136,7 @@ def classify_http_error(error):
     status = error.resp.status
     reason, message = _error_details(error)
     retry_after = _retry_after(error.resp)
-    text = f"Google: {message or reason or status}"
+    text = f"Google: {message or reason or status}"[:MESSAGE_LIMIT]
 
     def outcome(kind):
         return Outcome(kind, status=status, retry_after=retry_after, message=text)
@@ -112,6 +163,8 @@ def classify_exception(error):
         return classify_http_error(error)
     if isinstance(error, google.auth.exceptions.RefreshError):
         return _classify_refresh_error(error)
+    if isinstance(error, http_limits.ResponseLimitError):
+        return Outcome(Kind.TRANSIENT, message=f"Google: answer refused, {error}.")
     if isinstance(error, NETWORK_ERRORS):
         return Outcome(Kind.TRANSIENT, message=f"Google unreachable: {type(error).__name__}")
     if isinstance(error, google.auth.exceptions.GoogleAuthError):
@@ -152,7 +205,8 @@ class GoogleCalendarClient(ProviderClient):
             expiry=_expiry(tokens.expires_at),
         )
         self._published_token = tokens.access_token
-        self.http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=config.timeout))
+        raw_http = BoundedHttp(config.timeout, deadline=config.deadline, max_bytes=config.max_response_bytes)
+        self.http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=raw_http)
         self.service = build(
             "calendar",
             "v3",
@@ -197,8 +251,9 @@ class GoogleCalendarClient(ProviderClient):
             return request.execute(num_retries=0), None  # retries belong to the engine's policy
         except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as error:
             return None, self._classify(error)
-        except ValueError:
-            # A 2xx whose body is not JSON (a proxy's page, a truncated answer): nothing confirmed.
+        except (ValueError, RecursionError):
+            # A 2xx whose body is not JSON (a proxy's page, a truncated answer, brackets nested
+            # past the parser's depth): nothing confirmed.
             return None, Outcome(Kind.TRANSIENT, status=200, message=MALFORMED_MESSAGE)
         finally:
             self._publish_tokens()
@@ -260,7 +315,7 @@ class GoogleCalendarClient(ProviderClient):
         except KeyError:
             # googleapiclient looks up every request id in the answer: one was missing.
             return {}, Outcome(Kind.TRANSIENT, message="Google: incomplete batch response.")
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, RecursionError):
             # A truncated or garbled part (bad status line, non-JSON 2xx body, broken UTF-8):
             # googleapiclient raises while parsing; nothing of this batch is confirmed.
             return {}, Outcome(Kind.TRANSIENT, message=MALFORMED_BATCH_MESSAGE)
@@ -322,16 +377,22 @@ class GoogleCalendarClient(ProviderClient):
             )
 
 
+def _text_id(event):
+    """The id of an event (or calendar) answer: a non-empty string, else None."""
+    value = event.get("id") if isinstance(event, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def _success_outcome(result, external_id=None):
     event = result if isinstance(result, dict) else {}  # a delete answers 204 without a body
     if event.get("status") == "cancelled":
         # Google may accept a patch of a deleted event and answer with it, still cancelled.
-        return Outcome(Kind.GONE, external_id=event.get("id"), status=200, message="The event was deleted in Google.")
-    return Outcome(Kind.DONE, external_id=event.get("id") or external_id, status=200)
+        return Outcome(Kind.GONE, external_id=_text_id(event), status=200, message="The event was deleted in Google.")
+    return Outcome(Kind.DONE, external_id=_text_id(event) or external_id, status=200)
 
 
 def _part_outcome(op, response, error):
-    if error is None and op.action == CREATE and not (isinstance(response, dict) and response.get("id")):
+    if error is None and op.action == CREATE and not _text_id(response):
         # A create is DONE only with the event's id: without it the link would forget the event.
         return Outcome(Kind.TRANSIENT, status=200, message=MISSING_ID_MESSAGE)
     return _success_outcome(response, op.external_id) if error is None else classify_http_error(error)
@@ -339,6 +400,8 @@ def _part_outcome(op, response, error):
 
 def _conflict_outcome(client_id, event, outcome):
     """Outcome of a create that got 409, from the GET of its id (event, or the GET's Outcome)."""
+    if outcome is None and not isinstance(event, dict):
+        return Outcome(Kind.TRANSIENT, status=409, message=MALFORMED_MESSAGE)
     if outcome is None and event.get("status") != "cancelled":
         return Outcome(Kind.DONE, external_id=client_id, status=409, message="Already created by an earlier try.")
     if outcome is None or outcome.kind is Kind.GONE:

@@ -11,10 +11,12 @@ from urllib.parse import quote
 
 import msal
 import requests
+import urllib3
 from msal.exceptions import MsalError
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .. import ids, oauth_microsoft, payload
+from .. import http_limits, ids, oauth_microsoft, payload
 from ..config import DEDICATED, MAIN, MICROSOFT_SCOPES, MicrosoftConfig
 from ..oauth_microsoft import build_app
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
@@ -42,6 +44,47 @@ SIGN_IN_FAILURES = (requests.RequestException, ValueError, MsalError)
 GUARD_PROPERTY = "String {6f1b3f0e-2c4a-4b7e-9a51-7d0c3e8b2a64} Name impactCalendarGuard"
 
 
+class BoundedAdapter(HTTPAdapter):
+    """Reads every answer through ``http_limits.read_bounded`` before requests sees it (so a
+    redirect's body too): at most ``max_bytes``, within ``deadline`` seconds of sending."""
+
+    def __init__(self, deadline=http_limits.TOTAL_DEADLINE, max_bytes=http_limits.MAX_RESPONSE_BYTES):
+        super().__init__()
+        self.deadline = deadline
+        self.max_bytes = max_bytes
+
+    def send(self, request, stream=False, **kwargs):  # pylint: disable=arguments-differ
+        deadline = http_limits.deadline_after(self.deadline)
+        response = super().send(request, stream=True, **kwargs)
+        raw = response.raw
+        try:
+            http_limits.check_length(response.headers, self.max_bytes)
+            connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+            response._content = http_limits.read_bounded(  # pylint: disable=protected-access
+                raw, self.max_bytes, deadline, sock=getattr(connection, "sock", None)
+            )
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            response.close()
+            raise requests.ReadTimeout(exc, request=request) from None
+        except urllib3.exceptions.HTTPError as exc:
+            response.close()
+            raise requests.ConnectionError(exc, request=request) from None
+        except http_limits.ResponseLimitError:
+            response.close()  # the rest of the body is never read: the connection cannot be reused
+            raise
+        response._content_consumed = True  # pylint: disable=protected-access
+        return response
+
+
+def bounded_session(config):
+    """A requests session for Graph whose answers respect ``config``'s size and time limits."""
+    session = requests.Session()
+    adapter = BoundedAdapter(deadline=config.deadline, max_bytes=config.max_response_bytes)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 @dataclass(frozen=True)
 class GraphRequest:
     method: str
@@ -58,7 +101,7 @@ class GraphCalendarClient(ProviderClient):
         self.config = config
         self.tokens = tokens
         self.on_tokens = on_tokens
-        self.session = session or requests.Session()
+        self.session = session or bounded_session(config)
         self._cache = msal.SerializableTokenCache()
         if tokens.msal_cache:
             self._cache.deserialize(tokens.msal_cache)
@@ -91,10 +134,16 @@ class GraphCalendarClient(ProviderClient):
             return failure
         if response.status_code != 200:
             return classify(response.status_code, response.headers, _json(response), "lookup")
-        for calendar in _json(response).get("value") or ():
-            properties = calendar.get("singleValueExtendedProperties") or ()
-            if any(p.get("id", "").lower() == GUARD_PROPERTY.lower() and p.get("value") == guard for p in properties):
-                return Outcome(Kind.DONE, external_id=calendar.get("id"), status=200)
+        calendars = _json(response).get("value")
+        for calendar in calendars if isinstance(calendars, list) else ():
+            if not isinstance(calendar, dict) or not _text_id(calendar.get("id")):
+                continue
+            properties = calendar.get("singleValueExtendedProperties")
+            if any(
+                isinstance(p, dict) and str(p.get("id", "")).lower() == GUARD_PROPERTY.lower() and p.get("value") == guard
+                for p in (properties if isinstance(properties, list) else ())
+            ):
+                return Outcome(Kind.DONE, external_id=calendar["id"], status=200)
         return None
 
     def get_calendar(self, calendar_id):
@@ -144,8 +193,9 @@ class GraphCalendarClient(ProviderClient):
             elif answer.get("status") == 401 and not refreshed:
                 unauthorized.append(op)
             else:
+                headers = answer.get("headers")
                 outcomes[op.key] = classify(
-                    answer.get("status") or 0, CaseInsensitiveDict(answer.get("headers") or {}),
+                    answer.get("status") or 0, CaseInsensitiveDict(headers if isinstance(headers, dict) else {}),
                     answer.get("body") if isinstance(answer.get("body"), dict) else {}, op.action)
         if unauthorized:
             outcomes.update(self._retry_unauthorized(unauthorized))
@@ -170,8 +220,10 @@ class GraphCalendarClient(ProviderClient):
             return None, Outcome(Kind.AUTH_REVOKED, message=str(exc))
         except ProviderError as exc:
             return None, exc.outcome
-        except requests.Timeout:
+        except (requests.Timeout, http_limits.DeadlineExceeded):
             return None, Outcome(Kind.TRANSIENT, message="Microsoft Graph did not answer in time")
+        except http_limits.ResponseLimitError as exc:
+            return None, Outcome(Kind.TRANSIENT, message=f"Microsoft Graph's answer was refused: {exc}")
         except requests.RequestException as exc:
             return None, Outcome(Kind.TRANSIENT, message=f"Cannot reach Microsoft Graph ({type(exc).__name__})")
 
@@ -308,7 +360,7 @@ def classify(status, headers, body, action):
     """The Outcome of one Graph answer (a response or a $batch item)."""
     message = _graph_message(body)
     if 200 <= status < 300:
-        external_id = (body or {}).get("id") if isinstance(body, dict) else None
+        external_id = _text_id(body.get("id")) if isinstance(body, dict) else None
         if action == CREATE and not external_id:
             # Only an answer naming the event confirms a create (a proxy's page or a truncated body
             # does not); the retry carries the same transactionId, so it cannot duplicate.
@@ -324,6 +376,11 @@ def classify(status, headers, body, action):
     if status == 401:
         return Outcome(Kind.AUTH_REVOKED, status=status, message=message)
     return Outcome(Kind.REJECTED, status=status, message=message)
+
+
+def _text_id(value):
+    """An id as the provider must send it (a non-empty string), else None."""
+    return value if isinstance(value, str) and value else None
 
 
 def _batch_answers(data):
@@ -344,14 +401,14 @@ def _graph_message(body):
 
 
 def _token_error(result):
-    description = (result.get("error_description") or "").strip().splitlines()
+    description = str(result.get("error_description") or "").strip().splitlines()
     return f"{result.get('error')}: {description[0]}" if description else str(result.get("error"))
 
 
 def _json(response):
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a body of deeply nested brackets
         return {}
     return data if isinstance(data, dict) else {}
 
