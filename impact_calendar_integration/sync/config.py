@@ -5,9 +5,11 @@ import ipaddress
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
-from .http_limits import MAX_RESPONSE_BYTES, TOTAL_DEADLINE
-
 DEFAULT_TIMEOUT = 20  # seconds, for every HTTP call of the core
+# Bounds of one Google or Graph answer (``http_limits``): a per-read timeout alone lets a server
+# that drips a byte every 19 s hold a worker forever, and an unbounded body fills its memory.
+TOTAL_DEADLINE = 60  # seconds for a whole request
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024  # no calendar answer comes near it (a batch of 50 events)
 
 # Where an account's classes go: a calendar the addon creates, or the user's main calendar.
 DEDICATED = "dedicated"

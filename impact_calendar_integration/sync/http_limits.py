@@ -1,92 +1,124 @@
-"""Limits on what a provider's answer may cost us: its size, and the time it takes to arrive.
+"""Bounds on what one HTTP request may cost: a total deadline and a cap on the body read.
 
-A per-read timeout alone does not bound a request: a server that sends one byte every 19 s never
-trips a 20 s timeout, and one that sends gigabytes fills the worker's memory. ``read_bounded``
-reads a body in chunks, refusing it past ``max_bytes`` or past a total ``deadline``; the HTTP
-layers of the providers (httplib2 for Google, requests for Microsoft Graph) read every answer
-through it. No dependency beyond the standard library.
+The per-read timeout of ``requests`` restarts at every byte, so a server that drips one byte
+every 19 s holds a worker for as long as it likes. ``Deadline`` is a watchdog: sockets opened or
+reused while it is active (``watch``) are shut down when it expires, which ends whatever read is
+blocked on them (status line, headers, TLS handshake or body). ``read_bounded`` reads a
+streamed body up to a size cap and stops at the deadline.
+
+    with Deadline(60) as deadline:
+        response = session.send(prepared, stream=True, timeout=20)
+        body = read_bounded(response, 1_000_000, deadline)
 """
 
-import time
+import os
+import socket
+import threading
 
-MAX_RESPONSE_BYTES = 10 * 1024 * 1024  # no calendar answer of ours comes near this
-TOTAL_DEADLINE = 60.0  # seconds for a whole answer, whatever the per-read timeout
-CHUNK = 64 * 1024
+#: bytes read per step of a streamed body
+CHUNK = 16384
 
-
-class ResponseLimitError(Exception):
-    """An answer broke a limit; nothing of it can be trusted (a transient failure)."""
-
-
-class ResponseTooLarge(ResponseLimitError):
-    def __init__(self, max_bytes):
-        super().__init__(f"the answer is larger than {max_bytes} bytes")
+_active = threading.local()
 
 
-class DeadlineExceeded(ResponseLimitError):
-    def __init__(self, seconds=None):
-        super().__init__("the answer took too long" + (f" (over {seconds:g} s)" if seconds else ""))
+class LimitExceeded(Exception):
+    """A response broke a bound; the connection is closed."""
 
 
-def deadline_after(seconds):
-    """The ``time.monotonic()`` value ``seconds`` from now (what ``read_bounded`` expects)."""
-    return time.monotonic() + seconds
+class ResponseTooLarge(LimitExceeded):
+    """The body is larger than the cap."""
 
 
-def check_length(headers, max_bytes):
-    """Refuse an answer whose announced Content-Length is over the cap, before reading it."""
-    length = (headers or {}).get("content-length")
+class DeadlineExceeded(LimitExceeded):
+    """The request took longer than its total deadline."""
+
+
+class Deadline:
+    """A total deadline for the requests made in its ``with`` block, in this thread."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.expired = False
+        self._watched = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        self._previous = getattr(_active, "deadline", None)
+        _active.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._timer.cancel()
+        _active.deadline = self._previous
+        with self._lock:
+            watched, self._watched = self._watched, []
+        for sock in watched:
+            sock.close()  # our duplicate only: the connection itself stays open for reuse
+
+    def watch(self, sock):
+        """Shut ``sock`` down when the deadline expires. A duplicate of its descriptor is kept:
+        it outlives the TLS wrapping (which detaches the original socket object)."""
+        duplicate = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        with self._lock:
+            self._watched.append(duplicate)
+            expired = self.expired
+        if expired:
+            _shutdown(duplicate)
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            watched = list(self._watched)
+        for sock in watched:
+            _shutdown(sock)
+
+
+def _shutdown(sock):
     try:
-        announced = int(length) if length is not None else None
-    except (TypeError, ValueError):
-        return  # unreadable: the read itself counts the bytes
-    if announced is not None and announced > max_bytes:
-        raise ResponseTooLarge(max_bytes)
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by its owner
 
 
-def read_bounded(response, max_bytes=MAX_RESPONSE_BYTES, deadline=None, sock=None):
-    """The whole body of ``response`` (a file-like answer: ``http.client.HTTPResponse``, a
-    urllib3 response, a ``requests.Response`` through its ``raw``), as bytes.
+def watch(sock):
+    """Put ``sock`` under the active deadline of this thread, if any (called by connections)."""
+    deadline = getattr(_active, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
 
-    ``deadline``: a ``time.monotonic()`` value (``deadline_after``) after which reading stops.
-    ``sock``: the connection's socket, when known: each read then waits at most until the
-    deadline; without it, a read may end up to one per-read timeout after the deadline.
-    Raises ``ResponseTooLarge`` or ``DeadlineExceeded``; network errors pass through.
-    """
-    stream = getattr(response, "raw", None) or response
-    if getattr(stream, "decode_content", None) is not None:
-        # urllib3 (under requests): count and return the decoded body, as requests would.
-        def read(amount):
-            return stream.read(amount, decode_content=True)
-    else:
-        # read, not read1: http.client closes a response (so that its connection can carry
-        # the next request) only when read() reaches the end of the body.
-        read = stream.read
-    timeout = sock.gettimeout() if sock is not None else None
+
+def read_bounded(response, max_bytes, deadline=None):
+    """The body of a streamed ``requests`` response (``stream=True``), read at most up to
+    ``max_bytes`` and before ``deadline`` expires; it is also kept as ``response.content``.
+    Raises ResponseTooLarge or DeadlineExceeded (the response is closed then)."""
+    declared = response.headers.get("Content-Length", "")
     chunks, size = [], 0
     try:
-        while True:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise DeadlineExceeded()
-                if sock is not None:
-                    sock.settimeout(remaining if timeout is None else min(timeout, remaining))
-            try:
-                chunk = read(min(CHUNK, max_bytes + 1 - size))
-            except Exception as exc:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise DeadlineExceeded() from exc  # the read was cut by our own timeout
-                raise
-            if not chunk:
-                return b"".join(chunks)
+        if declared.strip().isdigit() and int(declared) > max_bytes:
+            raise ResponseTooLarge(f"{declared} bytes announced, at most {max_bytes} read")
+        for chunk in response.iter_content(CHUNK):
             size += len(chunk)
             if size > max_bytes:
-                raise ResponseTooLarge(max_bytes)
+                raise ResponseTooLarge(f"more than {max_bytes} bytes")
+            if deadline is not None and deadline.expired:
+                raise DeadlineExceeded(f"no complete answer within {deadline.seconds} s")
             chunks.append(chunk)
-    finally:
-        if sock is not None:
-            try:
-                sock.settimeout(timeout)
-            except OSError:
-                pass  # the socket was closed meanwhile
+        if deadline is not None and deadline.expired:
+            # Cut short by the watchdog, the answer may look complete (headers end at EOF).
+            raise DeadlineExceeded(f"no complete answer within {deadline.seconds} s")
+    except LimitExceeded:
+        response.close()
+        raise
+    except Exception:
+        response.close()
+        if deadline is not None and deadline.expired:
+            raise DeadlineExceeded(f"no complete answer within {deadline.seconds} s") from None
+        raise
+    body = b"".join(chunks)
+    response._content = body  # pylint: disable=protected-access
+    response._content_consumed = True  # pylint: disable=protected-access
+    return body
+

@@ -22,7 +22,7 @@ from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from .. import http_limits, ids, oauth_google, payload
-from ..config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, GoogleConfig
+from ..config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, MAX_RESPONSE_BYTES, TOTAL_DEADLINE, GoogleConfig
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
 from . import Provider, register
 from ..tokens import TokenSet
@@ -39,7 +39,7 @@ SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFF
 # because creates carry a deterministic id and updates/deletes are idempotent.
 NETWORK_ERRORS = (
     OSError, httplib2.HttpLib2Error, http.client.HTTPException, google.auth.exceptions.TransportError, BatchError,
-    http_limits.ResponseLimitError,
+    http_limits.LimitExceeded,
 )
 MESSAGE_LIMIT = 500
 MALFORMED_BATCH_MESSAGE = "Google: unreadable batch response."
@@ -49,23 +49,34 @@ BURNED_ID_MESSAGE = "The event id was used by an event that has since been delet
 
 
 class BoundedHttp(httplib2.Http):
-    """httplib2 reading every answer through ``http_limits.read_bounded``: at most
-    ``max_bytes``, within ``deadline`` seconds of sending the request (each hop of a redirect
-    has its own), whatever the per-read ``timeout``."""
+    """httplib2 under ``http_limits``: each request (each hop of a redirect) has a total
+    ``deadline`` (a watchdog shuts its socket down, whatever the per-read ``timeout``) and
+    its body is read up to ``max_bytes``."""
 
-    def __init__(self, timeout, deadline=http_limits.TOTAL_DEADLINE, max_bytes=http_limits.MAX_RESPONSE_BYTES):
+    def __init__(self, timeout, deadline=TOTAL_DEADLINE, max_bytes=MAX_RESPONSE_BYTES):
         super().__init__(timeout=timeout)
         self.deadline = deadline
         self.max_bytes = max_bytes
 
     def _conn_request(self, conn, request_uri, method, body, headers):
-        bounded = _BoundedConnection(conn, http_limits.deadline_after(self.deadline), self.max_bytes)
-        return super()._conn_request(bounded, request_uri, method, body, headers)
+        with http_limits.Deadline(self.deadline) as deadline:
+            try:
+                return super()._conn_request(
+                    _BoundedConnection(conn, deadline, self.max_bytes), request_uri, method, body, headers
+                )
+            except http_limits.LimitExceeded:
+                conn.close()  # the rest of the body is still on the wire: never reuse it
+                raise
+            except (OSError, http.client.HTTPException):
+                if deadline.expired:
+                    conn.close()
+                    raise http_limits.DeadlineExceeded(f"no answer within {deadline.seconds} s") from None
+                raise
 
 
 class _BoundedConnection:
-    """An httplib2 connection whose answers are read within the limits (the rest is the
-    connection's own)."""
+    """An httplib2 connection whose socket is under the request's deadline and whose answer
+    is read through ``http_limits.read_bounded`` (the rest is the connection's own)."""
 
     def __init__(self, conn, deadline, max_bytes):
         self._conn = conn
@@ -75,24 +86,35 @@ class _BoundedConnection:
     def __getattr__(self, name):
         return getattr(self._conn, name)
 
+    def request(self, *args, **kwargs):
+        if self._conn.sock is None:
+            self._conn.connect()
+        http_limits.watch(self._conn.sock)  # a new or kept-alive socket: under this deadline
+        return self._conn.request(*args, **kwargs)
+
     def getresponse(self):
         response = self._conn.getresponse()
-        http_limits.check_length({"content-length": response.getheader("content-length")}, self._max_bytes)
-        body = _Body(response.read)  # the response's own read, before it is replaced below
-        sock = self._conn.sock
+        streamed = _Streamed(response)
 
-        def read(*_args):
-            return http_limits.read_bounded(body, self._max_bytes, self._deadline, sock=sock)
+        def read(*_args):  # httplib2 reads the whole body with one read()
+            return http_limits.read_bounded(streamed, self._max_bytes, self._deadline)
 
-        response.read = read  # httplib2 reads the whole body with one read()
+        response.read = read
         return response
 
 
-class _Body:
-    """A response's body as ``read_bounded`` reads it."""
+class _Streamed:
+    """An ``http.client`` answer in the shape ``read_bounded`` reads (a streamed requests
+    response): ``headers``, ``iter_content`` and ``close``."""
 
-    def __init__(self, read):
-        self.read = read
+    def __init__(self, response):
+        self.headers = {"Content-Length": response.getheader("content-length") or ""}
+        self._read = response.read  # the response's own, before httplib2's is replaced
+        self.close = response.close
+
+    def iter_content(self, size):
+        while chunk := self._read(size):
+            yield chunk
 
 
 def batch_uri(api_endpoint):
@@ -163,8 +185,8 @@ def classify_exception(error):
         return classify_http_error(error)
     if isinstance(error, google.auth.exceptions.RefreshError):
         return _classify_refresh_error(error)
-    if isinstance(error, http_limits.ResponseLimitError):
-        return Outcome(Kind.TRANSIENT, message=f"Google: answer refused, {error}.")
+    if isinstance(error, http_limits.LimitExceeded):
+        return Outcome(Kind.TRANSIENT, message=f"Google: answer refused ({error}).")
     if isinstance(error, NETWORK_ERRORS):
         return Outcome(Kind.TRANSIENT, message=f"Google unreachable: {type(error).__name__}")
     if isinstance(error, google.auth.exceptions.GoogleAuthError):
@@ -380,7 +402,7 @@ class GoogleCalendarClient(ProviderClient):
 def _text_id(event):
     """The id of an event (or calendar) answer: a non-empty string, else None."""
     value = event.get("id") if isinstance(event, dict) else None
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and value and "\x00" not in value else None
 
 
 def _success_outcome(result, external_id=None):

@@ -12,12 +12,13 @@ from urllib.parse import quote
 import msal
 import requests
 import urllib3
+import urllib3.connection
 from msal.exceptions import MsalError
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from .. import http_limits, ids, oauth_microsoft, payload
-from ..config import DEDICATED, MAIN, MICROSOFT_SCOPES, MicrosoftConfig
+from ..config import DEDICATED, MAIN, MAX_RESPONSE_BYTES, MICROSOFT_SCOPES, TOTAL_DEADLINE, MicrosoftConfig
 from ..oauth_microsoft import build_app
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
 from . import Provider, register
@@ -44,35 +45,58 @@ SIGN_IN_FAILURES = (requests.RequestException, ValueError, MsalError)
 GUARD_PROPERTY = "String {6f1b3f0e-2c4a-4b7e-9a51-7d0c3e8b2a64} Name impactCalendarGuard"
 
 
-class BoundedAdapter(HTTPAdapter):
-    """Reads every answer through ``http_limits.read_bounded`` before requests sees it (so a
-    redirect's body too): at most ``max_bytes``, within ``deadline`` seconds of sending."""
+class _Watched:
+    """A urllib3 connection whose socket is under the request's deadline (``http_limits.watch``)."""
 
-    def __init__(self, deadline=http_limits.TOTAL_DEADLINE, max_bytes=http_limits.MAX_RESPONSE_BYTES):
-        super().__init__()
+    def _new_conn(self):
+        sock = super()._new_conn()
+        http_limits.watch(sock)
+        return sock
+
+    def request(self, *args, **kwargs):  # pylint: disable=signature-differs
+        http_limits.watch(self.sock)  # a kept-alive connection: under this request's deadline
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class BoundedAdapter(HTTPAdapter):
+    """Graph requests under ``http_limits``: a total ``deadline`` per request (each hop of a
+    redirect), whatever the per-read timeout, and bodies (a redirect's too) read up to
+    ``max_bytes`` before requests sees them."""
+
+    def __init__(self, deadline=TOTAL_DEADLINE, max_bytes=MAX_RESPONSE_BYTES):
         self.deadline = deadline
         self.max_bytes = max_bytes
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def send(self, request, stream=False, **kwargs):  # pylint: disable=arguments-differ
-        deadline = http_limits.deadline_after(self.deadline)
-        response = super().send(request, stream=True, **kwargs)
-        raw = response.raw
-        try:
-            http_limits.check_length(response.headers, self.max_bytes)
-            connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
-            response._content = http_limits.read_bounded(  # pylint: disable=protected-access
-                raw, self.max_bytes, deadline, sock=getattr(connection, "sock", None)
-            )
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            response.close()
-            raise requests.ReadTimeout(exc, request=request) from None
-        except urllib3.exceptions.HTTPError as exc:
-            response.close()
-            raise requests.ConnectionError(exc, request=request) from None
-        except http_limits.ResponseLimitError:
-            response.close()  # the rest of the body is never read: the connection cannot be reused
-            raise
-        response._content_consumed = True  # pylint: disable=protected-access
+        with http_limits.Deadline(self.deadline) as deadline:
+            try:
+                response = super().send(request, stream=True, **kwargs)
+            except requests.RequestException:
+                if deadline.expired:
+                    raise http_limits.DeadlineExceeded(f"no answer within {deadline.seconds} s") from None
+                raise
+            http_limits.read_bounded(response, self.max_bytes, deadline)
         return response
 
 
@@ -222,7 +246,7 @@ class GraphCalendarClient(ProviderClient):
             return None, exc.outcome
         except (requests.Timeout, http_limits.DeadlineExceeded):
             return None, Outcome(Kind.TRANSIENT, message="Microsoft Graph did not answer in time")
-        except http_limits.ResponseLimitError as exc:
+        except http_limits.LimitExceeded as exc:
             return None, Outcome(Kind.TRANSIENT, message=f"Microsoft Graph's answer was refused: {exc}")
         except requests.RequestException as exc:
             return None, Outcome(Kind.TRANSIENT, message=f"Cannot reach Microsoft Graph ({type(exc).__name__})")
@@ -380,7 +404,7 @@ def classify(status, headers, body, action):
 
 def _text_id(value):
     """An id as the provider must send it (a non-empty string), else None."""
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and value and "\x00" not in value else None
 
 
 def _batch_answers(data):
