@@ -42,6 +42,10 @@ NETWORK_ERRORS = (
     http_limits.LimitExceeded,
 )
 MESSAGE_LIMIT = 500
+# What googleapiclient raises while it reads a garbled answer: ValueError (non-JSON, broken
+# UTF-8, a bad status line), RecursionError (deep nesting), AttributeError and TypeError (an
+# error body of the wrong shape: HttpError() calls .strip() on whatever "message" holds).
+PARSE_ERRORS = (ValueError, IndexError, RecursionError, AttributeError, TypeError)
 MALFORMED_BATCH_MESSAGE = "Google: unreadable batch response."
 MALFORMED_MESSAGE = "Google: unreadable response."
 MISSING_ID_MESSAGE = "Google answered a create without the event's id."
@@ -273,10 +277,11 @@ class GoogleCalendarClient(ProviderClient):
             return request.execute(num_retries=0), None  # retries belong to the engine's policy
         except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as error:
             return None, self._classify(error)
-        except (ValueError, RecursionError):
-            # A 2xx whose body is not JSON (a proxy's page, a truncated answer, brackets nested
-            # past the parser's depth): nothing confirmed.
-            return None, Outcome(Kind.TRANSIENT, status=200, message=MALFORMED_MESSAGE)
+        except PARSE_ERRORS:
+            # A body googleapiclient cannot read (a proxy's page on a 2xx, a truncated answer,
+            # brackets nested past the parser's depth, an error whose message is a list):
+            # nothing is confirmed.
+            return None, Outcome(Kind.TRANSIENT, message=MALFORMED_MESSAGE)
         finally:
             self._publish_tokens()
 
@@ -337,9 +342,10 @@ class GoogleCalendarClient(ProviderClient):
         except KeyError:
             # googleapiclient looks up every request id in the answer: one was missing.
             return {}, Outcome(Kind.TRANSIENT, message="Google: incomplete batch response.")
-        except (ValueError, IndexError, RecursionError):
-            # A truncated or garbled part (bad status line, non-JSON 2xx body, broken UTF-8):
-            # googleapiclient raises while parsing; nothing of this batch is confirmed.
+        except PARSE_ERRORS:
+            # A truncated or garbled part (bad status line, non-JSON 2xx body, broken UTF-8, an
+            # error whose message is not a string): googleapiclient raises while parsing;
+            # nothing of this batch is confirmed.
             return {}, Outcome(Kind.TRANSIENT, message=MALFORMED_BATCH_MESSAGE)
         except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as error:
             return {}, self._classify(error)

@@ -261,13 +261,20 @@ class GraphCalendarClient(ProviderClient):
         return response
 
     def _send(self, request, access_token):
-        return self.session.request(
-            request.method,
-            self.config.graph_endpoint.rstrip("/") + request.path,
-            json=request.body,
-            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-            timeout=self.config.timeout,
-        )
+        try:
+            return self.session.request(
+                request.method,
+                self.config.graph_endpoint.rstrip("/") + request.path,
+                json=request.body,
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+                timeout=self.config.timeout,
+            )
+        except (ValueError, UnicodeError) as exc:
+            if isinstance(exc, requests.RequestException):
+                raise
+            # requests reads a 3xx's Location even when it follows no redirect (response.next):
+            # one it cannot parse ("http://[::1", bytes that are not UTF-8) raises a plain error.
+            raise requests.exceptions.InvalidHeader(f"unreadable answer ({type(exc).__name__})") from None
 
     # -- tokens --------------------------------------------------------------------------
     def _access_token(self, force_refresh=False):
