@@ -14,6 +14,7 @@ server of its own. The drip of a slow server is checked on its own, below the fu
 """
 
 import email.utils
+import gzip
 import http
 import json
 import os
@@ -565,6 +566,13 @@ def unannounced(conn, _stop, size=50_000):
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + b" " * size)
 
 
+def gzip_bomb(conn, _stop, size=5_000_000):
+    """A small answer that inflates to megabytes."""
+    body = gzip.compress(b" " * size)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                 b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+
+
 @pytest.fixture
 def raw_server(request):
     server = RawServer(request.param)
@@ -607,3 +615,11 @@ def test_unannounced_body_over_the_cap_is_refused(raw_server):
     graph = loopback_graph(raw_server.base_url, max_response_bytes=1000).push([graph_op(0, CREATE)])[0]
     for outcome in (google, graph):
         assert outcome.kind is Kind.TRANSIENT and "more than 1000 bytes" in outcome.message, outcome
+
+
+@pytest.mark.parametrize("raw_server", [gzip_bomb], indirect=True)
+def test_compressed_answer_is_capped_once_inflated(raw_server):
+    google = loopback_google(raw_server.base_url, max_response_bytes=100_000).push([google_op(0, CREATE)])[0]
+    graph = loopback_graph(raw_server.base_url, max_response_bytes=100_000).push([graph_op(0, CREATE)])[0]
+    for outcome in (google, graph):
+        assert outcome.kind is Kind.TRANSIENT and "more than 100000 bytes" in outcome.message, outcome

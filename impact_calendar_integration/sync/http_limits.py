@@ -11,6 +11,7 @@ streamed body up to a size cap and stops at the deadline.
         body = read_bounded(response, 1_000_000, deadline)
 """
 
+import contextlib
 import os
 import socket
 import threading
@@ -77,16 +78,15 @@ class Deadline:
 
 
 def _shutdown(sock):
-    try:
+    # OSError: already closed by its owner, nothing left to stop.
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by its owner
 
 
 def watch(sock):
     """Put ``sock`` under the active deadline of this thread, if any (called by connections)."""
     deadline = getattr(_active, "deadline", None)
-    if deadline is not None and sock is not None:
+    if deadline is not None and sock is not None and sock.fileno() >= 0:
         deadline.watch(sock)
 
 

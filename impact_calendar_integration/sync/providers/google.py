@@ -28,6 +28,13 @@ from . import Provider, register
 from ..tokens import TokenSet
 from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
 
+try:  # httplib2 0.31+: what its bounded inflating raises
+    from httplib2.decode import DecodeLimitError, DecodeRatioError
+
+    DECODE_LIMIT_ERRORS = (DecodeLimitError, DecodeRatioError)
+except ImportError:  # pragma: no cover  (older httplib2 inflates without limits)
+    DECODE_LIMIT_ERRORS = ()
+
 _logger = logging.getLogger(__name__)
 
 SERVICE_PATH = "calendar/v3/"
@@ -61,6 +68,9 @@ class BoundedHttp(httplib2.Http):
         super().__init__(timeout=timeout)
         self.deadline = deadline
         self.max_bytes = max_bytes
+        # httplib2 inflates a gzip answer after reading it: the cap holds for what it inflates
+        # too (httplib2 0.31+ reads these limits; older releases ignore them).
+        self.limit_kwargs = dict(getattr(self, "limit_kwargs", {}), hard_limit=max_bytes, safe_limit=max_bytes)
 
     def _conn_request(self, conn, request_uri, method, body, headers):
         with http_limits.Deadline(self.deadline) as deadline:
@@ -71,6 +81,8 @@ class BoundedHttp(httplib2.Http):
             except http_limits.LimitExceeded:
                 conn.close()  # the rest of the body is still on the wire: never reuse it
                 raise
+            except DECODE_LIMIT_ERRORS:
+                raise http_limits.ResponseTooLarge(f"more than {self.max_bytes} bytes once inflated") from None
             except (OSError, http.client.HTTPException):
                 if deadline.expired:
                     conn.close()

@@ -85,8 +85,9 @@ class BoundedAdapter(HTTPAdapter):
         super().__init__()
 
     def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
+        result = super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return result
 
     def send(self, request, stream=False, **kwargs):  # pylint: disable=arguments-differ
         with http_limits.Deadline(self.deadline) as deadline:
