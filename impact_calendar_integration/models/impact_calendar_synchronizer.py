@@ -1,7 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """Synchronizer: the cron worker that drains the outbox into the providers."""
 
-import contextlib
 import logging
 import threading
 import time
@@ -249,8 +248,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         other exception is rolled back and recorded on the account, its links wait a backoff,
         and the round goes on with the next account."""
         try:
-            with self._account_transaction():
-                self._push_account(account, links, token, seqs)
+            self._push_account(account, links, token, seqs)
             self._commit()
         except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected):
             raise
@@ -259,13 +257,6 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             self._commit(read_committed=True)
             self._account_failed(account, links, token, seqs, exc)
             self._commit()
-
-    @api.model
-    def _account_transaction(self):
-        """What a failing account rolls back to. In production every step of an account commits
-        and a failure rolls back its open transaction; tests run in one transaction that is
-        never committed, where a savepoint stands for it."""
-        return self.env.cr.savepoint() if compat.testing() else contextlib.nullcontext()
 
     def _account_failed(self, account, links, token, seqs, exc):
         """Record an account's unexpected failure: its links still held wait a backoff (not due
