@@ -40,6 +40,7 @@ WORKER_SHARE = 0.02
 BURST_RUN = 5.0
 # (database, thread) -> (time.monotonic() and time.thread_time() when it last caught up, gap)
 _pace = {}
+_PROVIDERS_PACKAGE = __name__.rsplit(".", 2)[0] + ".sync.providers"
 CALENDAR_WAIT = 10  # seconds classes wait while another worker creates their calendar
 
 
@@ -71,6 +72,13 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
                 self._rollback()
                 _logger.info("Calendar push round hit a concurrent update; retrying")
                 continue
+            except Exception:  # pylint: disable=broad-except
+                # Accounts fail on their own (_push_isolated); this is the round itself (claims
+                # are already released). Odoo's scheduler must not see it: after a few failures
+                # it would switch the push off for every account.
+                self._rollback()
+                _logger.exception("Calendar push round failed; the next run tries again")
+                break
             done += pushed
             remaining = outbox.count_due(self.env.cr)
             compat.cron_progress(self.env, pushed, done, remaining)
@@ -175,8 +183,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             by_account[link.account_id] |= link
         try:
             for account, account_links in by_account.items():
-                self._push_account(account, account_links, token, seqs)
-                self._commit()
+                self._push_isolated(account, account_links, token, seqs)
         except Exception:
             # No claim outlives its round: what was not recorded is due again at once.
             self._release(token)
@@ -235,6 +242,46 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             cron._trigger(at=max(due, fields.Datetime.now()))
 
     # -- one account -------------------------------------------------------------------------
+    def _push_isolated(self, account, links, token, seqs):
+        """Push one account of the round; whatever it raises stays with it. A concurrent
+        update (serialization failure, deadlock) ends the round, whose caller retries it; any
+        other exception is rolled back and recorded on the account, its links wait a backoff,
+        and the round goes on with the next account."""
+        try:
+            self._push_account(account, links, token, seqs)
+            self._commit()
+        except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected):
+            raise
+        except Exception as exc:  # pylint: disable=broad-except
+            self._rollback()
+            self._commit(read_committed=True)
+            self._account_failed(account, links, token, seqs, exc)
+            self._commit()
+
+    def _account_failed(self, account, links, token, seqs, exc):
+        """Record an account's unexpected failure: its links still held wait a backoff (not due
+        at once, or they would be claimed first on every run, ahead of every other account),
+        and the account shows a short error until a push succeeds."""
+        from_provider = _raised_by_provider(exc)
+        if from_provider:
+            # A provider's answer that its module does not classify: the server's fault, not ours.
+            _logger.warning(
+                "Calendar push: account %s: the provider's answer could not be handled; retrying later",
+                account.id, exc_info=True,
+            )
+            message = self.env._("The calendar service sent an answer that could not be handled; it will be tried again later.")
+        else:
+            _logger.exception("Calendar push: account %s failed unexpectedly; retrying later", account.id)
+            message = self.env._(
+                "Sending to this calendar failed unexpectedly; it will be tried again later. "
+                "If this persists, tell your administrator."
+            )
+        links = links.exists()
+        links.invalidate_recordset()
+        for link in links.sorted("id"):
+            outbox.record(self.env.cr, link.id, token, seqs[link.id], engine.failed(self._link_state(link), message))
+        account.sudo().last_error = message
+
     def _push_account(self, account, links, token, seqs):
         """Plan (read), settle what needs no call (write), push, record the outcomes (write)."""
         settle, ops, op_links = [], [], {}
@@ -527,3 +574,16 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         return total
 
 
+def _raised_by_provider(exc):
+    """Whether ``exc`` was raised while a provider module was handling a call (a server's answer
+    it did not expect), rather than in the synchronizer or the ORM."""
+    frames = _traceback_frames(exc.__traceback__)
+    return any(frame.f_globals.get("__name__", "").startswith(_PROVIDERS_PACKAGE) for frame in frames)
+
+
+def _traceback_frames(tb):
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return frames

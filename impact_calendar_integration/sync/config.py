@@ -6,6 +6,10 @@ from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT = 20  # seconds, for every HTTP call of the core
+# Bounds of one Google or Graph answer (``http_limits``): a per-read timeout alone lets a server
+# that drips a byte every 19 s hold a worker forever, and an unbounded body fills its memory.
+TOTAL_DEADLINE = 60  # seconds for a whole request
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024  # no calendar answer comes near it (a batch of 50 events)
 
 # Where an account's classes go: a calendar the addon creates, or the user's main calendar.
 DEDICATED = "dedicated"
@@ -36,7 +40,9 @@ class GoogleConfig:
     revoke_endpoint: str = "https://oauth2.googleapis.com/revoke"
     api_endpoint: str = "https://www.googleapis.com/calendar/v3/"  # ends with "/"
     calendar_id: str = "primary"
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # per read
+    deadline: float = TOTAL_DEADLINE  # per request, whatever the server's pace
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,9 @@ class MicrosoftConfig:
     tenant: str = "common"
     authority_host: str = "https://login.microsoftonline.com"
     graph_endpoint: str = "https://graph.microsoft.com/v1.0"  # no trailing "/"
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # per read
+    deadline: float = TOTAL_DEADLINE  # per request, whatever the server's pace
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
     @property
     def authority(self):

@@ -119,6 +119,12 @@ def waiting(delay, message):
     return Transition(RETRY, delay=delay, message=message)
 
 
+def failed(link, message, rng=random):
+    """The account's push failed in a way no provider outcome describes (an answer its module
+    did not expect, a bug): try again after a backoff that grows with the link's attempts."""
+    return Transition(RETRY, delay=policy.backoff_delay(link.attempts + 1, rng=rng), message=message)
+
+
 def calendar_failed(outcome, rng=random):
     """The dedicated calendar could not be made: what the classes waiting for it do meanwhile."""
     kind = outcome.kind

@@ -11,7 +11,7 @@ holder, and the link stays dirty when it changed again meanwhile (``change_seq``
 Every statement that locks several links locks them in id order, so workers cannot deadlock.
 """
 
-from . import engine
+from . import engine, policy
 
 # Link states (impact.calendar.link.state).
 PENDING = "pending"
@@ -141,6 +141,7 @@ def mark_links_retry(cr, pairs):
 
 def hold_account(cr, account_id, delay):
     """A throttled account waits as a whole; other accounts go on."""
+    delay = policy.clamp_delay(delay, policy.MAX_DELAY)
     cr.execute(
         """UPDATE impact_calendar_link
               SET next_try = greatest(coalesce(next_try, now() AT TIME ZONE 'UTC'),
@@ -249,7 +250,9 @@ def finish_recreate(cr, link_id, token, seq, generation, message):
 
 
 def finish_retry(cr, link_id, token, seq, delay, message):
-    """Try again in ``delay`` seconds; the link stays dirty."""
+    """Try again in ``delay`` seconds; the link stays dirty. The delay is clamped here too, so
+    that no value (a huge or non-finite one) can make the interval overflow and the SQL fail."""
+    delay = policy.clamp_delay(delay, policy.BASE_DELAY)
     return _finish(
         cr,
         link_id,

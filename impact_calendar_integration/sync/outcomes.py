@@ -3,6 +3,8 @@
 import enum
 from dataclasses import dataclass
 
+MESSAGE_LIMIT = 1000
+
 
 class Kind(enum.Enum):
     DONE = "done"  # the provider holds what we sent (external_id set for create/update)
@@ -20,6 +22,12 @@ class Outcome:
     retry_after: float = None  # seconds, from Retry-After when the provider sent one
     status: int = None  # HTTP status, when there was a response
     message: str = ""  # the provider's own words, safe to show (never holds a token)
+
+    def __post_init__(self):
+        # The provider's words are stored and shown: a NUL cannot be stored in PostgreSQL text,
+        # and a huge error page must not become a huge field.
+        if self.message:
+            object.__setattr__(self, "message", str(self.message).replace("\x00", "")[:MESSAGE_LIMIT])
 
     @property
     def ok(self):

@@ -58,8 +58,9 @@ CAPTURED_LOGGERS = (
 )
 
 
-class _Crash(Exception):
-    """The worker dies: everything since the savepoint is rolled back."""
+class _Crash(BaseException):
+    """The worker dies: everything since the savepoint is rolled back. Not an Exception: the
+    worker's per-account isolation must not mistake a death for an account's failure."""
 
 
 class _Capture(logging.Handler):

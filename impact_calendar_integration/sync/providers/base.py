@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
+from .. import policy
 from ..outcomes import Kind
 
 CREATE = "create"
@@ -96,14 +97,15 @@ def stop_outcome(outcomes):
 
 
 def parse_retry_after(value):
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), clamped to
+    ``[0, policy.MAX_DELAY]``, or None when the header is missing or unreadable."""
     if value is None:
         return None
-    value = str(value).strip()
-    if value.replace(".", "", 1).isdigit():
-        return float(value)
+    value = str(value).strip()[:64]  # a longer value is no number nor date we want
+    if value.isascii() and value.replace(".", "", 1).isdigit():
+        return policy.clamp_delay(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return policy.clamp_delay(when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())

@@ -251,6 +251,8 @@ class CaldavClient(ProviderClient):
             return Outcome(Kind.TRANSIENT, message=f"The CalDAV server's answer was too large or too slow ({exc})")
         except requests.RequestException as exc:
             return Outcome(Kind.TRANSIENT, message=f"CalDAV request failed ({type(exc).__name__})")
+        except (ValueError, UnicodeError):  # requests parsing a 3xx's unreadable Location (response.next)
+            return Outcome(Kind.TRANSIENT, message="The CalDAV server sent an unreadable answer.")
         except ConnectError as exc:
             return Outcome(Kind.TRANSIENT, message=str(exc))
         return Outcome(Kind.REJECTED, message=f"unknown action {op.action}")

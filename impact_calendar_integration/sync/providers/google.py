@@ -21,12 +21,19 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
-from .. import ids, oauth_google, payload
-from ..config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, GoogleConfig
+from .. import http_limits, ids, oauth_google, payload
+from ..config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, MAX_RESPONSE_BYTES, TOTAL_DEADLINE, GoogleConfig
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
 from . import Provider, register
 from ..tokens import TokenSet
 from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
+
+try:  # httplib2 0.31+: what its bounded inflating raises
+    from httplib2.decode import DecodeLimitError, DecodeRatioError
+
+    DECODE_LIMIT_ERRORS = (DecodeLimitError, DecodeRatioError)
+except ImportError:  # pragma: no cover  (older httplib2 inflates without limits)
+    DECODE_LIMIT_ERRORS = ()
 
 _logger = logging.getLogger(__name__)
 
@@ -37,11 +44,93 @@ RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "q
 SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
 # Network-level failures: the request may or may not have reached Google; retrying is safe
 # because creates carry a deterministic id and updates/deletes are idempotent.
-NETWORK_ERRORS = (OSError, httplib2.HttpLib2Error, http.client.HTTPException, google.auth.exceptions.TransportError, BatchError)
+NETWORK_ERRORS = (
+    OSError, httplib2.HttpLib2Error, http.client.HTTPException, google.auth.exceptions.TransportError, BatchError,
+    http_limits.LimitExceeded,
+)
+MESSAGE_LIMIT = 500
+# What googleapiclient raises while it reads a garbled answer: ValueError (non-JSON, broken
+# UTF-8, a bad status line), RecursionError (deep nesting), AttributeError and TypeError (an
+# error body of the wrong shape: HttpError() calls .strip() on whatever "message" holds).
+PARSE_ERRORS = (ValueError, IndexError, RecursionError, AttributeError, TypeError)
 MALFORMED_BATCH_MESSAGE = "Google: unreadable batch response."
 MALFORMED_MESSAGE = "Google: unreadable response."
 MISSING_ID_MESSAGE = "Google answered a create without the event's id."
 BURNED_ID_MESSAGE = "The event id was used by an event that has since been deleted; a new id is needed."
+
+
+class BoundedHttp(httplib2.Http):
+    """httplib2 under ``http_limits``: each request (each hop of a redirect) has a total
+    ``deadline`` (a watchdog shuts its socket down, whatever the per-read ``timeout``) and
+    its body is read up to ``max_bytes``."""
+
+    def __init__(self, timeout, deadline=TOTAL_DEADLINE, max_bytes=MAX_RESPONSE_BYTES):
+        super().__init__(timeout=timeout)
+        self.deadline = deadline
+        self.max_bytes = max_bytes
+        # httplib2 inflates a gzip answer after reading it: the cap holds for what it inflates
+        # too (httplib2 0.31+ reads these limits; older releases ignore them).
+        self.limit_kwargs = dict(getattr(self, "limit_kwargs", {}), hard_limit=max_bytes, safe_limit=max_bytes)
+
+    def _conn_request(self, conn, request_uri, method, body, headers):
+        with http_limits.Deadline(self.deadline) as deadline:
+            try:
+                return super()._conn_request(
+                    _BoundedConnection(conn, deadline, self.max_bytes), request_uri, method, body, headers
+                )
+            except http_limits.LimitExceeded:
+                conn.close()  # the rest of the body is still on the wire: never reuse it
+                raise
+            except DECODE_LIMIT_ERRORS:
+                raise http_limits.ResponseTooLarge(f"more than {self.max_bytes} bytes once inflated") from None
+            except (OSError, http.client.HTTPException):
+                if deadline.expired:
+                    conn.close()
+                    raise http_limits.DeadlineExceeded(f"no answer within {deadline.seconds} s") from None
+                raise
+
+
+class _BoundedConnection:
+    """An httplib2 connection whose socket is under the request's deadline and whose answer
+    is read through ``http_limits.read_bounded`` (the rest is the connection's own)."""
+
+    def __init__(self, conn, deadline, max_bytes):
+        self._conn = conn
+        self._deadline = deadline
+        self._max_bytes = max_bytes
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def request(self, *args, **kwargs):
+        if self._conn.sock is None:
+            self._conn.connect()
+        http_limits.watch(self._conn.sock)  # a new or kept-alive socket: under this deadline
+        return self._conn.request(*args, **kwargs)
+
+    def getresponse(self):
+        response = self._conn.getresponse()
+        streamed = _Streamed(response)
+
+        def read(*_args):  # httplib2 reads the whole body with one read()
+            return http_limits.read_bounded(streamed, self._max_bytes, self._deadline)
+
+        response.read = read
+        return response
+
+
+class _Streamed:
+    """An ``http.client`` answer in the shape ``read_bounded`` reads (a streamed requests
+    response): ``headers``, ``iter_content`` and ``close``."""
+
+    def __init__(self, response):
+        self.headers = {"Content-Length": response.getheader("content-length") or ""}
+        self._read = response.read  # the response's own, before httplib2's is replaced
+        self.close = response.close
+
+    def iter_content(self, size):
+        while chunk := self._read(size):
+            yield chunk
 
 
 def batch_uri(api_endpoint):
@@ -85,7 +174,7 @@ def classify_http_error(error):
     status = error.resp.status
     reason, message = _error_details(error)
     retry_after = _retry_after(error.resp)
-    text = f"Google: {message or reason or status}"
+    text = f"Google: {message or reason or status}"[:MESSAGE_LIMIT]
 
     def outcome(kind):
         return Outcome(kind, status=status, retry_after=retry_after, message=text)
@@ -112,6 +201,8 @@ def classify_exception(error):
         return classify_http_error(error)
     if isinstance(error, google.auth.exceptions.RefreshError):
         return _classify_refresh_error(error)
+    if isinstance(error, http_limits.LimitExceeded):
+        return Outcome(Kind.TRANSIENT, message=f"Google: answer refused ({error}).")
     if isinstance(error, NETWORK_ERRORS):
         return Outcome(Kind.TRANSIENT, message=f"Google unreachable: {type(error).__name__}")
     if isinstance(error, google.auth.exceptions.GoogleAuthError):
@@ -152,7 +243,8 @@ class GoogleCalendarClient(ProviderClient):
             expiry=_expiry(tokens.expires_at),
         )
         self._published_token = tokens.access_token
-        self.http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=config.timeout))
+        raw_http = BoundedHttp(config.timeout, deadline=config.deadline, max_bytes=config.max_response_bytes)
+        self.http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=raw_http)
         self.service = build(
             "calendar",
             "v3",
@@ -197,9 +289,11 @@ class GoogleCalendarClient(ProviderClient):
             return request.execute(num_retries=0), None  # retries belong to the engine's policy
         except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as error:
             return None, self._classify(error)
-        except ValueError:
-            # A 2xx whose body is not JSON (a proxy's page, a truncated answer): nothing confirmed.
-            return None, Outcome(Kind.TRANSIENT, status=200, message=MALFORMED_MESSAGE)
+        except PARSE_ERRORS:
+            # A body googleapiclient cannot read (a proxy's page on a 2xx, a truncated answer,
+            # brackets nested past the parser's depth, an error whose message is a list):
+            # nothing is confirmed.
+            return None, Outcome(Kind.TRANSIENT, message=MALFORMED_MESSAGE)
         finally:
             self._publish_tokens()
 
@@ -260,9 +354,10 @@ class GoogleCalendarClient(ProviderClient):
         except KeyError:
             # googleapiclient looks up every request id in the answer: one was missing.
             return {}, Outcome(Kind.TRANSIENT, message="Google: incomplete batch response.")
-        except (ValueError, IndexError):
-            # A truncated or garbled part (bad status line, non-JSON 2xx body, broken UTF-8):
-            # googleapiclient raises while parsing; nothing of this batch is confirmed.
+        except PARSE_ERRORS:
+            # A truncated or garbled part (bad status line, non-JSON 2xx body, broken UTF-8, an
+            # error whose message is not a string): googleapiclient raises while parsing;
+            # nothing of this batch is confirmed.
             return {}, Outcome(Kind.TRANSIENT, message=MALFORMED_BATCH_MESSAGE)
         except (HttpError, google.auth.exceptions.GoogleAuthError, *NETWORK_ERRORS) as error:
             return {}, self._classify(error)
@@ -322,16 +417,22 @@ class GoogleCalendarClient(ProviderClient):
             )
 
 
+def _text_id(event):
+    """The id of an event (or calendar) answer: a non-empty string, else None."""
+    value = event.get("id") if isinstance(event, dict) else None
+    return value if isinstance(value, str) and value and "\x00" not in value else None
+
+
 def _success_outcome(result, external_id=None):
     event = result if isinstance(result, dict) else {}  # a delete answers 204 without a body
     if event.get("status") == "cancelled":
         # Google may accept a patch of a deleted event and answer with it, still cancelled.
-        return Outcome(Kind.GONE, external_id=event.get("id"), status=200, message="The event was deleted in Google.")
-    return Outcome(Kind.DONE, external_id=event.get("id") or external_id, status=200)
+        return Outcome(Kind.GONE, external_id=_text_id(event), status=200, message="The event was deleted in Google.")
+    return Outcome(Kind.DONE, external_id=_text_id(event) or external_id, status=200)
 
 
 def _part_outcome(op, response, error):
-    if error is None and op.action == CREATE and not (isinstance(response, dict) and response.get("id")):
+    if error is None and op.action == CREATE and not _text_id(response):
         # A create is DONE only with the event's id: without it the link would forget the event.
         return Outcome(Kind.TRANSIENT, status=200, message=MISSING_ID_MESSAGE)
     return _success_outcome(response, op.external_id) if error is None else classify_http_error(error)
@@ -339,6 +440,8 @@ def _part_outcome(op, response, error):
 
 def _conflict_outcome(client_id, event, outcome):
     """Outcome of a create that got 409, from the GET of its id (event, or the GET's Outcome)."""
+    if outcome is None and not isinstance(event, dict):
+        return Outcome(Kind.TRANSIENT, status=409, message=MALFORMED_MESSAGE)
     if outcome is None and event.get("status") != "cancelled":
         return Outcome(Kind.DONE, external_id=client_id, status=409, message="Already created by an earlier try.")
     if outcome is None or outcome.kind is Kind.GONE:

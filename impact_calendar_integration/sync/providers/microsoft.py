@@ -11,11 +11,14 @@ from urllib.parse import quote
 
 import msal
 import requests
+import urllib3
+import urllib3.connection
 from msal.exceptions import MsalError
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .. import ids, oauth_microsoft, payload
-from ..config import DEDICATED, MAIN, MICROSOFT_SCOPES, MicrosoftConfig
+from .. import http_limits, ids, oauth_microsoft, payload
+from ..config import DEDICATED, MAIN, MAX_RESPONSE_BYTES, MICROSOFT_SCOPES, TOTAL_DEADLINE, MicrosoftConfig
 from ..oauth_microsoft import build_app
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
 from . import Provider, register
@@ -42,6 +45,71 @@ SIGN_IN_FAILURES = (requests.RequestException, ValueError, MsalError)
 GUARD_PROPERTY = "String {6f1b3f0e-2c4a-4b7e-9a51-7d0c3e8b2a64} Name impactCalendarGuard"
 
 
+class _Watched:
+    """A urllib3 connection whose socket is under the request's deadline (``http_limits.watch``)."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        http_limits.watch(sock)
+        return sock
+
+    def request(self, *args, **kwargs):  # pylint: disable=signature-differs
+        http_limits.watch(self.sock)  # a kept-alive connection: under this request's deadline
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class BoundedAdapter(HTTPAdapter):
+    """Graph requests under ``http_limits``: a total ``deadline`` per request (each hop of a
+    redirect), whatever the per-read timeout, and bodies (a redirect's too) read up to
+    ``max_bytes`` before requests sees them."""
+
+    def __init__(self, deadline=TOTAL_DEADLINE, max_bytes=MAX_RESPONSE_BYTES):
+        self.deadline = deadline
+        self.max_bytes = max_bytes
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        result = super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return result
+
+    def send(self, request, stream=False, **kwargs):  # pylint: disable=arguments-differ
+        with http_limits.Deadline(self.deadline) as deadline:
+            try:
+                response = super().send(request, stream=True, **kwargs)
+            except requests.RequestException:
+                if deadline.expired:
+                    raise http_limits.DeadlineExceeded(f"no answer within {deadline.seconds} s") from None
+                raise
+            http_limits.read_bounded(response, self.max_bytes, deadline)
+        return response
+
+
+def bounded_session(config):
+    """A requests session for Graph whose answers respect ``config``'s size and time limits."""
+    session = requests.Session()
+    adapter = BoundedAdapter(deadline=config.deadline, max_bytes=config.max_response_bytes)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 @dataclass(frozen=True)
 class GraphRequest:
     method: str
@@ -58,7 +126,7 @@ class GraphCalendarClient(ProviderClient):
         self.config = config
         self.tokens = tokens
         self.on_tokens = on_tokens
-        self.session = session or requests.Session()
+        self.session = session or bounded_session(config)
         self._cache = msal.SerializableTokenCache()
         if tokens.msal_cache:
             self._cache.deserialize(tokens.msal_cache)
@@ -91,10 +159,16 @@ class GraphCalendarClient(ProviderClient):
             return failure
         if response.status_code != 200:
             return classify(response.status_code, response.headers, _json(response), "lookup")
-        for calendar in _json(response).get("value") or ():
-            properties = calendar.get("singleValueExtendedProperties") or ()
-            if any(p.get("id", "").lower() == GUARD_PROPERTY.lower() and p.get("value") == guard for p in properties):
-                return Outcome(Kind.DONE, external_id=calendar.get("id"), status=200)
+        calendars = _json(response).get("value")
+        for calendar in calendars if isinstance(calendars, list) else ():
+            if not isinstance(calendar, dict) or not _text_id(calendar.get("id")):
+                continue
+            properties = calendar.get("singleValueExtendedProperties")
+            if any(
+                isinstance(p, dict) and str(p.get("id", "")).lower() == GUARD_PROPERTY.lower() and p.get("value") == guard
+                for p in (properties if isinstance(properties, list) else ())
+            ):
+                return Outcome(Kind.DONE, external_id=calendar["id"], status=200)
         return None
 
     def get_calendar(self, calendar_id):
@@ -144,8 +218,9 @@ class GraphCalendarClient(ProviderClient):
             elif answer.get("status") == 401 and not refreshed:
                 unauthorized.append(op)
             else:
+                headers = answer.get("headers")
                 outcomes[op.key] = classify(
-                    answer.get("status") or 0, CaseInsensitiveDict(answer.get("headers") or {}),
+                    answer.get("status") or 0, CaseInsensitiveDict(headers if isinstance(headers, dict) else {}),
                     answer.get("body") if isinstance(answer.get("body"), dict) else {}, op.action)
         if unauthorized:
             outcomes.update(self._retry_unauthorized(unauthorized))
@@ -170,8 +245,10 @@ class GraphCalendarClient(ProviderClient):
             return None, Outcome(Kind.AUTH_REVOKED, message=str(exc))
         except ProviderError as exc:
             return None, exc.outcome
-        except requests.Timeout:
+        except (requests.Timeout, http_limits.DeadlineExceeded):
             return None, Outcome(Kind.TRANSIENT, message="Microsoft Graph did not answer in time")
+        except http_limits.LimitExceeded as exc:
+            return None, Outcome(Kind.TRANSIENT, message=f"Microsoft Graph's answer was refused: {exc}")
         except requests.RequestException as exc:
             return None, Outcome(Kind.TRANSIENT, message=f"Cannot reach Microsoft Graph ({type(exc).__name__})")
 
@@ -185,13 +262,20 @@ class GraphCalendarClient(ProviderClient):
         return response
 
     def _send(self, request, access_token):
-        return self.session.request(
-            request.method,
-            self.config.graph_endpoint.rstrip("/") + request.path,
-            json=request.body,
-            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-            timeout=self.config.timeout,
-        )
+        try:
+            return self.session.request(
+                request.method,
+                self.config.graph_endpoint.rstrip("/") + request.path,
+                json=request.body,
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+                timeout=self.config.timeout,
+            )
+        except (ValueError, UnicodeError) as exc:
+            if isinstance(exc, requests.RequestException):
+                raise
+            # requests reads a 3xx's Location even when it follows no redirect (response.next):
+            # one it cannot parse ("http://[::1", bytes that are not UTF-8) raises a plain error.
+            raise requests.exceptions.InvalidHeader(f"unreadable answer ({type(exc).__name__})") from None
 
     # -- tokens --------------------------------------------------------------------------
     def _access_token(self, force_refresh=False):
@@ -308,7 +392,7 @@ def classify(status, headers, body, action):
     """The Outcome of one Graph answer (a response or a $batch item)."""
     message = _graph_message(body)
     if 200 <= status < 300:
-        external_id = (body or {}).get("id") if isinstance(body, dict) else None
+        external_id = _text_id(body.get("id")) if isinstance(body, dict) else None
         if action == CREATE and not external_id:
             # Only an answer naming the event confirms a create (a proxy's page or a truncated body
             # does not); the retry carries the same transactionId, so it cannot duplicate.
@@ -324,6 +408,11 @@ def classify(status, headers, body, action):
     if status == 401:
         return Outcome(Kind.AUTH_REVOKED, status=status, message=message)
     return Outcome(Kind.REJECTED, status=status, message=message)
+
+
+def _text_id(value):
+    """An id as the provider must send it (a non-empty string), else None."""
+    return value if isinstance(value, str) and value and "\x00" not in value else None
 
 
 def _batch_answers(data):
@@ -344,14 +433,14 @@ def _graph_message(body):
 
 
 def _token_error(result):
-    description = (result.get("error_description") or "").strip().splitlines()
+    description = str(result.get("error_description") or "").strip().splitlines()
     return f"{result.get('error')}: {description[0]}" if description else str(result.get("error"))
 
 
 def _json(response):
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a body of deeply nested brackets
         return {}
     return data if isinstance(data, dict) else {}
 

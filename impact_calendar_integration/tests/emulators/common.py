@@ -5,6 +5,7 @@ import logging
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,17 @@ class Response:
             self.headers["Content-Type"] = content_type
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gives up on an answer (refused as too large, too slow) closes its
+    connection: not worth a traceback on stderr."""
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ssl.SSLError)):
+            _logger.debug("client %s closed the connection", client_address)
+            return
+        super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """Base of the emulators: subclasses define ``routes``: [(method, regex, callable)]."""
 
@@ -115,7 +127,7 @@ class LoopbackServer:
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
-        self._httpd = ThreadingHTTPServer((self.host, 0), Handler)
+        self._httpd = _QuietServer((self.host, 0), Handler)
         self._httpd.daemon_threads = True
         if self.tls_context:
             self._httpd.socket = self.tls_context.wrap_socket(self._httpd.socket, server_side=True)
