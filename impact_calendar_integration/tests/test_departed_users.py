@@ -4,11 +4,14 @@ account is disconnected as a disconnect that does not keep the classes (the beha
 "instructor loses the group": future classes removed), then revoked at Google and erased."""
 
 from odoo import Command
-from odoo.tests import tagged
+from odoo.modules import neutralize
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import SQL
 
 from .. import compat
-from .common import GROUP
+from .common import GROUP, connect_offline, make_user
 from .sync_common import SyncCase
+from .test_rpc_sweep import SECRET_FIELD
 
 
 @tagged("post_install", "-at_install")
@@ -77,3 +80,36 @@ class TestDepartedUsers(SyncCase):
         self.env["impact.calendar.account"]._gc_departed_users()
         self.assertEqual(self.account.state, "connected")
         self.assertFalse(any(self.grants()))
+
+
+@tagged("post_install", "-at_install")
+class TestNeutralizeLeavesNoSecret(TransactionCase):
+    def test_every_stored_secret_is_wiped(self):
+        user = make_user(self.env, "neutral_teacher")
+        connect_offline(user)
+        self.env["impact.calendar.caldav.wizard"].with_user(user).create(
+            {"server_url": "https://caldav.example/", "username": "neutral", "password": "app-pass"}
+        )
+        self.env["ir.config_parameter"].sudo().set_param("impact_calendar.include_student_names", False)
+        user.with_user(user).action_impact_calendar_feed_regenerate()
+        for query in neutralize.get_neutralization_queries(["impact_calendar_integration"]):
+            self.env.cr.execute(query)
+        self.env.invalidate_all()
+        # Every stored field of the addon's models whose name says it holds a secret.
+        left, checked = [], []
+        for model_name in self.registry:
+            model = self.env[model_name]
+            if model._original_module != "impact_calendar_integration" or model._abstract:
+                continue
+            for name, field in model._fields.items():
+                if field.store and field.column_type and SECRET_FIELD.search(name):
+                    checked.append(f"{model_name}.{name}")
+                    self.env.cr.execute(
+                        SQL("SELECT count(*) FROM %s WHERE %s IS NOT NULL",
+                            SQL.identifier(model._table), SQL.identifier(name))
+                    )
+                    if self.env.cr.fetchone()[0]:
+                        left.append(f"{model_name}.{name}")
+        self.assertIn("impact.calendar.caldav.wizard.password_secret", checked)
+        self.assertIn("impact.calendar.credential.secret", checked)
+        self.assertFalse(left, "secrets a neutralized copy keeps")
