@@ -84,11 +84,11 @@ class ImpactCalendarCaldavWizard(models.TransientModel):
         self.ensure_one()
         self._check_owner()
         user = self.env.user
-        user._impact_check_self()
         accounts = self.env["impact.calendar.account"]
         provider = providers.get(PROVIDER)
         try:
-            password = self._take_password()
+            password = self._take_password()  # first: every refusal below commits its removal
+            user._impact_check_self()
             accounts._check_can_connect(user, PROVIDER)
             config = accounts._provider_config(PROVIDER)
         except UserError as exc:
