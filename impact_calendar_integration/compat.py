@@ -35,6 +35,13 @@ ACTION_GROUPS = USER_GROUPS
 PRIVILEGES = version_info[0] >= 19
 
 
+# The loggers that write a line per HTTP request, with its path: on both series werkzeug's
+# request handler (Odoo's RequestHandler / 19.0's CommonRequestHandler.log_request call
+# ``self.log("info", '"%s" %s %s', ...)``, i.e. the ``werkzeug`` logger); ``odoo.http`` logs
+# failed requests.
+REQUEST_LOGGERS = ("werkzeug", "odoo.http")
+
+
 def sql_constraints(*constraints):
     """Class attributes declaring ``(name, definition, message)`` SQL constraints, for
     ``locals().update(...)`` in a model's class body. The database name is the same on

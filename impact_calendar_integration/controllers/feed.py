@@ -12,7 +12,12 @@ from email.utils import format_datetime, parsedate_to_datetime
 from odoo import http
 from odoo.http import request
 
+from .. import log_redaction
+
 NOT_FOUND = b"Not Found"
+
+# Served routes are logged with their path: the token must not be (see log_redaction).
+log_redaction.install()
 
 
 def _http_date(value):
@@ -50,8 +55,9 @@ class ImpactCalendarFeed(http.Controller):
         headers = [
             ("ETag", etag),
             ("Last-Modified", _http_date(last_modified)),
-            # Private to this URL's owner: no shared cache may keep it; pollers revalidate.
-            ("Cache-Control", "private, no-cache"),
+            # Private to this URL's owner, and stored by no cache at all (not even the browser's
+            # disk cache); pollers still revalidate with the ETag and get 304s.
+            ("Cache-Control", "private, no-store"),
             ("X-Robots-Tag", "noindex"),
             ("Referrer-Policy", "no-referrer"),
         ]

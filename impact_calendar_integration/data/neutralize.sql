@@ -4,3 +4,6 @@ UPDATE impact_calendar_account SET state = 'needs_reconnect', last_error = 'Data
 UPDATE impact_calendar_link SET state = 'paused' WHERE dirty;
 -- a copy must not serve production's private feed URLs
 DELETE FROM impact_calendar_feed;
+-- nor the connect forms a copy was taken with (one may hold an encrypted app password)
+DELETE FROM impact_calendar_caldav_wizard;
+DELETE FROM impact_calendar_disconnect;

@@ -15,6 +15,7 @@ _logger = logging.getLogger(__name__)
 
 PROVIDERS = providers.choices()
 PARAM = "impact_calendar.%s"
+GROUP = "impact_calendar_integration.group_calendar_integration"
 DISCONNECT_GRACE = 24 * 3600  # seconds a disconnect may spend removing classes before erasing
 DESTINATION_CHOICES = [(DEDICATED, "A dedicated calendar"), (MAIN, "My main calendar")]
 
@@ -276,6 +277,10 @@ class ImpactCalendarAccount(models.Model):
     def _disconnect(self, keep_events):
         """Disconnect: remove our future events first (unless kept), then revoke and erase."""
         self._check_owner_or_manager()
+        self._start_disconnect(keep_events)
+
+    def _start_disconnect(self, keep_events):
+        """What a confirmed disconnect does, whoever asked (no access check)."""
         for account in self.sudo():
             if keep_events or account.state == "needs_reconnect" or not (account.synced_count or account.calendar_id):
                 account._revoke_and_erase()
@@ -286,6 +291,25 @@ class ImpactCalendarAccount(models.Model):
                 "disconnect_deadline": fields.Datetime.now() + timedelta(seconds=DISCONNECT_GRACE),
             })
             self.env["impact.calendar.link"]._mark_users_dirty(account.user_id.ids)
+
+    @api.model
+    def _disconnect_departed(self, users=None):
+        """Disconnect the accounts of ``users`` (None: every user) who are archived or lost the
+        group: no token outlives its user's right to it. As a disconnect that does not keep
+        the classes (what losing the group always did): the future classes are removed, then
+        the grant is revoked where the provider allows it and the tokens are erased, by the
+        disconnect deadline at the latest."""
+        domain = [("state", "!=", "disconnecting")]
+        if users is not None:
+            domain.append(("user_id", "in", users.ids))
+        accounts = self.sudo().with_context(active_test=False).search(domain)
+        departed = accounts.filtered(
+            lambda account: not account.user_id.active or not account.user_id.has_group(GROUP)
+        )
+        if departed:
+            _logger.info("Calendar accounts %s: their users left, disconnecting", departed.ids)
+            departed._start_disconnect(keep_events=False)
+        return departed
 
     def _readable_tokens(self):
         """The stored tokens, or None when the key that encrypted them is gone."""
@@ -364,6 +388,12 @@ class ImpactCalendarAccount(models.Model):
         outbox.forget_calendar(self.env.cr, self.id, self.calendar_id)
         self.calendar_id = False
         return True
+
+    @api.autovacuum
+    def _gc_departed_users(self):
+        """Daily safety net for what the res.users and res.groups hooks cannot see (a group
+        left through an implied group, SQL)."""
+        self._disconnect_departed()
 
     @api.autovacuum
     def _gc_expired_disconnects(self):

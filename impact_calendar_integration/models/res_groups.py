@@ -7,6 +7,14 @@ from .. import compat
 class ResGroups(models.Model):
     _inherit = "res.groups"
 
+    def write(self, vals):
+        result = super().write(vals)
+        # Users taken out of a group from the group's side (or a group no longer implied):
+        # whoever lost Calendar Integration keeps no token.
+        if compat.GROUP_USERS in vals or "implied_ids" in vals:
+            self.env["impact.calendar.account"]._disconnect_departed()
+        return result
+
     # Called from the XML data: the fields they write are named differently on 18.0 and 19.0.
     @api.model
     def _impact_calendar_set_category(self, group_ids, category_id, privilege_xmlid):

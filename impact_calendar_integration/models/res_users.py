@@ -208,4 +208,6 @@ class ResUsers(models.Model):
             key.startswith(("in_group_", "sel_groups_")) for key in vals
         ):
             self.env["impact.calendar.link"]._mark_users_dirty(self.ids, outbox.CHANGE_BACKFILL)
+            # An archived user or one without the group keeps no token.
+            self.env["impact.calendar.account"]._disconnect_departed(self)
         return result

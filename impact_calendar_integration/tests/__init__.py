@@ -12,3 +12,6 @@ from . import test_feed
 from . import test_caldav_sync
 from . import test_cron_wakeup
 from . import test_poison_pill
+from . import test_wizard_security
+from . import test_feed_logs
+from . import test_departed_users

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 import icalendar
 
 from odoo import Command
-from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 
 from .common import add_students, create_class, make_user
@@ -96,8 +95,10 @@ class TestCaldavSync(TransactionCase):
             "server_url": self.dav.base_url + "/", "username": self.login, "password": "wrong",
         })
         self.assertFalse(wizard.password, "the password never reads back")
-        with self.assertRaisesRegex(UserError, "app-specific password"):
-            wizard.action_connect()
+        # A refusal is the form again with the reason; the password is not kept.
+        self.assertEqual(wizard.action_connect()["res_id"], wizard.id)
+        self.assertRegex(wizard.error, "app-specific password")
+        self.assertFalse(wizard.sudo().password_secret)
         outsider = make_user(self.env, "davoutsider", integration=False)
         with self.assertRaises(Exception):
             self.env["impact.calendar.caldav.wizard"].with_user(outsider).create({

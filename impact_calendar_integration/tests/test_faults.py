@@ -606,10 +606,12 @@ class FaultCases:
         self.drive()
         self.assertFalse(self.external_events(), "an archived instructor's future classes are removed")
         self.assertEqual(self.mismatches(self.account), [])
+        # An archived user keeps no token (issue 21): unarchiving does not reconnect.
+        self.assertFalse(self.account.exists())
         self.instructor.action_unarchive()
         runs = self.drive()
-        self.assertEqual(len(self.external_events()), 3)
-        self.finish(f"removed while archived, restored after unarchive ({runs} runs)")
+        self.assertFalse(self.external_events())
+        self.finish(f"removed and disconnected while archived; unarchived, reconnects to sync ({runs} runs)")
 
     def test_b09_vault_key_changed(self):
         self.begin("account whose key changed (vault) → reconnect, others unaffected")

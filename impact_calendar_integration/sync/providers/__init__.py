@@ -8,6 +8,11 @@ from dataclasses import MISSING, dataclass, fields
 
 REGISTRY = {}
 
+# What a disconnect does to the grant at the provider, for the disconnect dialog.
+REVOKED = "revoked"  # the addon revokes it (``revoke``)
+USER_REMOVES_APP = "user_removes_app"  # no revocation by API: the user removes the app's access
+USER_DELETES_PASSWORD = "user_deletes_password"  # an app-specific password the user made
+
 
 @dataclass(frozen=True)
 class Provider:
@@ -30,6 +35,9 @@ class Provider:
     ``check(config, server_url, username, password)``: for a provider without OAuth (``start``
     None), checks the credentials at once and returns ``(TokenSet, account label)`` or raises
     ``ConnectError``.
+    ``revocation``: what a disconnect does to the grant (``REVOKED``, ``USER_REMOVES_APP``,
+    ``USER_DELETES_PASSWORD``); ``revocation_kind()`` when it is not declared.
+    ``consent_pages``: where a user removes the app's access themself (``USER_REMOVES_APP``).
     """
 
     name: str
@@ -48,10 +56,21 @@ class Provider:
     create_sends_current_body: bool = False
     native_sync: tuple = (None, None)
     check: object = None
+    revocation: str = None
+    consent_pages: tuple = ()
 
     def scopes_for(self, destination):
         """The consent scopes for ``destination`` (``dedicated`` or ``main``)."""
         return tuple((self.destination_scopes or {}).get(destination) or self.scopes)
+
+    def revocation_kind(self):
+        """What a disconnect does to the grant: the declared ``revocation``, else what the
+        entry offers (a ``revoke`` function; a password checked by ``check``; else consent)."""
+        if self.revocation:
+            return self.revocation
+        if self.revoke:
+            return REVOKED
+        return USER_DELETES_PASSWORD if self.check else USER_REMOVES_APP
 
     def config(self, get_param):
         """The provider's config from ``get_param(key)`` (empty: the default)."""

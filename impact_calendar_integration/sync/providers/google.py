@@ -24,7 +24,7 @@ from googleapiclient.http import BatchHttpRequest
 from .. import http_limits, ids, oauth_google, payload
 from ..config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, MAX_RESPONSE_BYTES, TOTAL_DEADLINE, GoogleConfig
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
-from . import Provider, register
+from . import REVOKED, Provider, register
 from ..tokens import TokenSet
 from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
 
@@ -500,6 +500,7 @@ PROVIDER = register(Provider(
     start=_start,
     finish=_finish,
     revoke=_revoke,
+    revocation=REVOKED,
     scopes=GOOGLE_SCOPES,
     destination_scopes=GOOGLE_DESTINATION_SCOPES,
     calendar_create_idempotent=False,

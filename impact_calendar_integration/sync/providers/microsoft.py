@@ -21,7 +21,7 @@ from .. import http_limits, ids, oauth_microsoft, payload
 from ..config import DEDICATED, MAIN, MAX_RESPONSE_BYTES, MICROSOFT_SCOPES, TOTAL_DEADLINE, MicrosoftConfig
 from ..oauth_microsoft import build_app
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
-from . import Provider, register
+from . import USER_REMOVES_APP, Provider, register
 from ..tokens import TokenSet
 from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
 
@@ -473,6 +473,11 @@ PROVIDER = register(Provider(
     finish=_finish,
     # Microsoft offers no revocation of one delegated refresh token: erasing it is all.
     revoke=None,
+    revocation=USER_REMOVES_APP,
+    consent_pages=(
+        "https://myapps.microsoft.com (work or school account)",
+        "https://account.live.com/consent/Manage (personal account)",
+    ),
     scopes=MICROSOFT_SCOPES,
     # Calendars.ReadWrite already covers POST /me/calendars: the same consent for both.
     destination_scopes={DEDICATED: MICROSOFT_SCOPES, MAIN: MICROSOFT_SCOPES},
