@@ -25,7 +25,7 @@ from impact_calendar_integration.tests.pushing import push_create, push_delete, 
 
 USER = "teacher@example.com"  # the user of the `google` fixture (conftest.py)
 REDIRECT_URI = "http://odoo.test/impact_calendar/oauth/google/callback"
-TIMEOUT = 0.5
+TIMEOUT = 2.0  # per read: long enough for a loaded CI machine; the slow-answer test waits 6x
 EVENTS = r"/calendar/v3/calendars/primary/events"
 BATCH = r"^/batch/calendar/v3$"
 
