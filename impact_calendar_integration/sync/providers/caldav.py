@@ -34,7 +34,7 @@ from .. import guarded_http, http_limits, ics, netguard, payload
 from ..config import DEFAULT_TIMEOUT
 from ..outcomes import ConnectError, Kind, Outcome
 from ..tokens import TokenSet
-from . import Provider, register
+from . import USER_DELETES_PASSWORD, Provider, register
 from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
 
 _logger = logging.getLogger(__name__)
@@ -430,4 +430,5 @@ PROVIDER = register(CaldavProvider(
     start=None,
     finish=None,
     check=check_credentials,
+    revocation=USER_DELETES_PASSWORD,
 ))
