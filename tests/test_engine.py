@@ -221,3 +221,15 @@ def test_registry_gives_each_provider_its_parts():
         assert provider.settings[:2] == ("client_id", "client_secret")
         config = provider.config(lambda key: {f"impact_calendar.{name}_client_id": "cid"}.get(key, ""))
         assert config.client_id == "cid" and config.client_secret == "", "unset: empty, not a default"
+
+
+def test_an_account_answering_again_is_told_apart_from_one_still_failing():
+    done, gone = Outcome(Kind.DONE, external_id="e"), Outcome(Kind.GONE, status=404)
+    transient, throttled = Outcome(Kind.TRANSIENT, status=503), Outcome(Kind.RATE_LIMITED, retry_after=30)
+    refused = Outcome(Kind.REJECTED, status=400)
+    assert engine.answered_again([done, gone, refused])
+    assert not engine.answered_again([])
+    assert not engine.answered_again([done, transient])
+    assert not engine.answered_again([done, throttled]), "a throttled account keeps its Retry-After"
+    assert engine.failed_transiently([done, transient])
+    assert not engine.failed_transiently([throttled, done])

@@ -119,6 +119,26 @@ def waiting(delay, message):
     return Transition(RETRY, delay=delay, message=message)
 
 
+FAILING = (Kind.TRANSIENT, Kind.RATE_LIMITED, Kind.AUTH_REVOKED)
+# Seconds within which an account that failed transiently is tried again, whatever its links'
+# backoff: the end of an outage is seen within this, and every waiting change follows at once.
+PROBE_DELAY = 20
+
+
+def answered_again(outcomes):
+    """Whether one push's outcomes show the provider serving the account: something answered,
+    and nothing failed transiently, throttled or refused the consent. Links of the account that
+    wait on a transient failure's backoff are then due at once (``outbox.resume_account``)."""
+    kinds = {outcome.kind for outcome in outcomes}
+    return bool(kinds) and not kinds & set(FAILING)
+
+
+def failed_transiently(outcomes):
+    """Whether one push's outcomes include a transient failure: the account keeps one link due
+    within the first backoff (``outbox.keep_probe``), which sees the outage end."""
+    return any(outcome.kind is Kind.TRANSIENT for outcome in outcomes)
+
+
 def calendar_failed(outcome, rng=random):
     """The dedicated calendar could not be made: what the classes waiting for it do meanwhile."""
     kind = outcome.kind

@@ -11,3 +11,4 @@ from . import test_schema
 from . import test_feed
 from . import test_caldav_sync
 from . import test_cron_wakeup
+from . import test_recovery
