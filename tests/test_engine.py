@@ -233,3 +233,18 @@ def test_an_account_answering_again_is_told_apart_from_one_still_failing():
     assert not engine.answered_again([done, throttled]), "a throttled account keeps its Retry-After"
     assert engine.failed_transiently([done, transient])
     assert not engine.failed_transiently([throttled, done])
+
+
+def test_an_unbooked_class_whose_create_answer_was_lost_is_found_then_deleted():
+    """Its create may have been applied (answer lost): no id is known, so the same idempotent
+    create is sent again with a placeholder body, its event kept, then deleted next round."""
+    lost = engine.LinkState(attempts=1)
+    op = engine.plan(7, lost, None, client_id, cleanup_body=BODY, calendar="cal-1")
+    assert (op.action, op.client_id, op.body, op.meta["cleanup"], op.meta["calendar"]) == (CREATE, "id-g0", BODY, True, "cal-1")
+    found = engine.settle(op, Outcome(Kind.DONE, external_id="ev-1", status=200), lost, create_sends_current_body=True)
+    assert (found.kind, found.external_id, found.calendar) == (engine.CREATED_UNVERIFIED, "ev-1", "cal-1")
+    then = engine.plan(7, engine.LinkState(external_id="ev-1", calendar="cal-1"), None, client_id, calendar="cal-1")
+    assert (then.action, then.external_id) == (DELETE, "ev-1")
+    # Never sent, or nothing to clean: nothing to do.
+    assert engine.plan(7, engine.LinkState(), None, client_id, cleanup_body=BODY).kind == engine.DONE
+    assert engine.plan(7, lost, None, client_id).kind == engine.DONE

@@ -467,13 +467,19 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         except payload.PayloadError as exc:
             return engine.rejected(str(exc))
         namespace = self._namespace()
+        state = self._link_state(link)
+        cleanup_body = None
+        if body is None and engine.maybe_created(state):
+            snapshot = engine.placeholder(link.event_ref, f"{namespace}:{link.event_ref}", fields.Datetime.now())
+            cleanup_body = provider.build_body(snapshot)
         return engine.plan(
             link.id,
-            self._link_state(link),
+            state,
             body,
             client_id_for=lambda generation: provider.client_id(namespace, link.event_ref, link.user_id.id, generation),
             forget=body is None and bool(link.external_id) and self._forget_instead_of_delete(link, account),
             calendar=target,
+            cleanup_body=cleanup_body,
         )
 
     def _apply(self, account, results, token, seqs):

@@ -9,6 +9,7 @@ return. The demo, the benchmarks and the tests call them too, never a copy.
 
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 from . import payload, policy
 from .outcomes import Kind
@@ -58,7 +59,20 @@ class Transition:
     calendar: str = None  # where ``external_id`` lives from now on
 
 
-def plan(key, link, body, client_id_for=None, forget=False, calendar=None):
+def maybe_created(link):
+    """Whether the provider may hold an event of this link that we hold no id of: a create went
+    out and its answer was lost (or its worker died)."""
+    return not link.external_id and bool(link.create_sent or link.attempts)
+
+
+def placeholder(event_ref, marker, now):
+    """The body of a cleanup create (see ``plan``): it never stays, the next round deletes it."""
+    return payload.ClassSnapshot(
+        event_ref=event_ref, name="Removed class", start=now, stop=now + timedelta(hours=1), marker=marker
+    )
+
+
+def plan(key, link, body, client_id_for=None, forget=False, calendar=None, cleanup_body=None):
     """The Operation to send for link ``key``, or a Transition when no call is needed.
 
     ``body``: what the external event must show, or None when it must not exist.
@@ -67,11 +81,20 @@ def plan(key, link, body, client_id_for=None, forget=False, calendar=None):
     ``calendar``: where the event must be (None: the main calendar). An event in another calendar
     (the user switched destination) is first deleted there, then created here: each step is
     recorded, so an interrupted move resumes and never leaves two copies.
+    ``cleanup_body``: when the event must not exist but a create of it may have been applied
+    with its answer lost (``maybe_created``), the same idempotent create is sent again with this
+    body: it answers with that event (or makes one), which the next round deletes.
     Every Operation's ``meta["calendar"]`` names the calendar it goes to.
     """
     if body is None:
         if link.external_id and not forget:
             return Operation(key=key, action=DELETE, external_id=link.external_id, meta={"calendar": link.calendar})
+        if cleanup_body is not None and not forget and maybe_created(link):
+            return Operation(
+                key=key, action=CREATE, body=cleanup_body,
+                client_id=client_id_for(link.generation) if client_id_for else None,
+                meta={"hash": None, "resent": True, "calendar": calendar, "cleanup": True},
+            )
         return Transition(DONE, generation=link.generation)
     if link.external_id and link.calendar != calendar:
         return Operation(
@@ -166,6 +189,13 @@ def settle(op, outcome, link, rng=random, create_sends_current_body=False):
     if op.meta.get("move") and kind in (Kind.DONE, Kind.GONE):
         # Removed from the old calendar: the next round creates it in the new one.
         return moved_out(link)
+    if op.meta.get("cleanup") and kind is Kind.DONE:
+        # The event a lost create made, found (or made) again: keep its id, stay dirty, so that
+        # the next round deletes it.
+        return Transition(
+            CREATED_UNVERIFIED, external_id=outcome.external_id or op.external_id,
+            generation=link.generation, pushed=True, calendar=op.meta.get("calendar"),
+        )
     retried_create = op.action == CREATE and (outcome.status == 409 or link.attempts or op.meta.get("resent"))
     if kind is Kind.DONE and retried_create and not create_sends_current_body:
         # A retried create may be answered with the event an earlier try made from an older

@@ -12,6 +12,10 @@ from .sync_common import SyncCase, dead_backend_pid
 
 
 class RecoveryBehaviour:
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.emulator.clear_faults)
+
     def classes(self, count, prefix="Class"):
         return [
             self.availability(students=self.students[:1], name=f"{prefix} {n}", start=self.start + timedelta(hours=n),
@@ -21,7 +25,8 @@ class RecoveryBehaviour:
 
     @property
     def batch_path(self):
-        return r"^/batch/calendar/v3$" if self.provider == "google" else r"/\$batch$"
+        """Where a push goes: a batch, or (Graph, one operation) the single request."""
+        return r"^/batch/calendar/v3$" if self.provider == "google" else r"/\$batch$|/events$"
 
     def links(self):
         self.env["impact.calendar.link"].invalidate_model()
@@ -50,6 +55,24 @@ class RecoveryBehaviour:
         self.assertEqual(set(links.mapped("state")), {"synced"}, links.mapped("last_error"))
         self.assertFalse(any(links.mapped("dirty")))
         self.assertEqual(self.titles(), ["Class 0 (renamed)", "Class 1", "Later 0"])
+
+    def test_a_class_unbooked_after_its_create_answer_was_lost_leaves_no_event(self):
+        """The create was applied but its answer lost, then the last student left: Odoo holds no
+        id of the event, yet it must go."""
+        event = self.classes(1)[0]
+        self.emulator.inject(self.batch_path, method="POST", status=503, after_handling=True,
+                             body={"error": {"code": 503, "message": "Service Unavailable"}})
+        self.push()
+        self.assertEqual(len(self.external_events()), 1, "the provider applied the create")
+        self.assertFalse(self.link(event).external_id)
+        event.write({"partner_ids": [(3, self.students[0].id)]})
+        self.flush()
+        self.env.cr.execute("UPDATE impact_calendar_link SET next_try = NULL WHERE dirty")  # its retry is due
+        self.env["impact.calendar.link"].invalidate_model()
+        self.push()
+        self.assertEqual(self.external_events(), {})
+        link = self.link(event)
+        self.assertEqual((link.state, link.dirty, link.external_id), ("synced", False, False))
 
     def test_a_throttled_account_keeps_its_retry_after_when_another_push_succeeds(self):
         throttled = self.classes(2)
