@@ -544,7 +544,8 @@ def measure_kill(args):
         while not any(ref == google_class for ref, *_rest in world.shown()["google"]) and time.monotonic() < deadline:
             time.sleep(0.2)
         rpc = Rpc(world.base, world.database, "admin")
-        world.google.inject(r"^/batch/calendar/v3$", delay=30, times=1)  # the push is in flight for 30 s
+        # The push is in flight for 30 s, then its connection drops unanswered: nothing applied.
+        world.google.inject(r"^/batch/calendar/v3$", delay=30, drop=True, times=1)
         before = len(world.google.requests(r"^/batch/calendar/v3$"))
         name = f"Soak {google_class} renamed before the kill"
         rpc.call("calendar.event", "write", [[google_class], {"name": name}])
