@@ -27,7 +27,7 @@ _logger = logging.getLogger(__name__)
 CHANNEL = "cron_trigger"  # the channel Odoo's cron threads listen on
 _lock = threading.Lock()
 _kept = {}  # os.getpid() -> connection: a forked worker never uses its parent's
-_timers = {}  # (os.getpid(), dbname) -> (naive UTC time, Timer): the nearest wake-up to come
+_timers = {}  # (os.getpid(), dbname) -> [(naive UTC time, Timer)]: the wake-ups to come
 LATE = 0.5  # seconds after the due time: the trigger's call_at must have passed on the database's clock
 
 
@@ -51,25 +51,18 @@ def notify(dbname):
 
 def notify_at(dbname, at):
     """Wake the cron workers at ``at`` (naive UTC), unless a wake-up at that time or earlier is
-    already set in this process. A nearer time gets its own timer; a later one left behind
-    only wakes the workers once more."""
+    already pending in this process: a later one never hides a nearer one."""
     key = (os.getpid(), dbname)
     with _lock:
-        current = _timers.get(key)
-        if current and current[1].is_alive() and current[0] <= at:
+        pending = [(when, timer) for when, timer in _timers.get(key, ()) if timer.is_alive()]
+        if any(when <= at for when, _timer in pending):
+            _timers[key] = pending
             return
         delay = max(0.0, (at - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()) + LATE
-        timer = threading.Timer(delay, _fire, (key, dbname))
+        timer = threading.Timer(delay, notify, (dbname,))
         timer.daemon = True
-        _timers[key] = (at, timer)
+        _timers[key] = [*pending, (at, timer)]
     timer.start()
-
-
-def _fire(key, dbname):
-    with _lock:
-        if _timers.get(key, (None, None))[1] is threading.current_thread():
-            del _timers[key]
-    notify(dbname)
 
 
 def _connection():
