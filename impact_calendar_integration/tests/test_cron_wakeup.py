@@ -109,7 +109,13 @@ class TestCronWakeup(TransactionCase):
         self.addCleanup(lambda: [timer.cancel() for _at, timer in cron_wakeup._timers.pop(key, ())])
         cron_wakeup.notify_at(dbname, now + timedelta(hours=1))
         cron_wakeup.notify_at(dbname, now)  # nearer: woken now, whatever is set for later
-        self.assertEqual(self._heard(), [dbname])
+        # Only our payload counts: other servers on this PostgreSQL notify the same channel.
+        heard = []
+        for _attempt in range(5):
+            heard += self._heard()
+            if dbname in heard:
+                break
+        self.assertIn(dbname, heard)
         cron_wakeup.notify_at(dbname, now + timedelta(hours=2))
         pending = [at for at, _timer in cron_wakeup._timers[key]]
         self.assertIn(now + timedelta(hours=1), pending)
