@@ -248,3 +248,14 @@ def test_an_unbooked_class_whose_create_answer_was_lost_is_found_then_deleted():
     # Never sent, or nothing to clean: nothing to do.
     assert engine.plan(7, engine.LinkState(), None, client_id, cleanup_body=BODY).kind == engine.DONE
     assert engine.plan(7, lost, None, client_id).kind == engine.DONE
+
+
+def test_a_throttle_without_retry_after_never_holds_the_account_for_long():
+    """The link's attempts (outages, waits for the calendar) must not turn a 429 without
+    Retry-After into an hour-long hold of the whole account; a Retry-After is honoured."""
+    tried = engine.LinkState(attempts=16)
+    op = engine.plan(7, tried, BODY, client_id)
+    bare = engine.settle(op, Outcome(Kind.RATE_LIMITED, status=429), tried, rng=random.Random(3))
+    assert bare.hold == bare.delay <= engine.PROBE_DELAY
+    told = engine.settle(op, Outcome(Kind.RATE_LIMITED, status=429, retry_after=900), tried)
+    assert told.hold == told.delay == 900

@@ -162,6 +162,15 @@ def failed_transiently(outcomes):
     return any(outcome.kind is Kind.TRANSIENT for outcome in outcomes)
 
 
+def throttle_capped(outcome, delay):
+    """A throttle without Retry-After holds the whole account, yet the link's attempts that set
+    its backoff count outages and waits too (16 attempts: up to an hour): without a time from
+    the provider, the account is tried again within ``PROBE_DELAY``."""
+    if outcome.kind is Kind.RATE_LIMITED and outcome.retry_after is None:
+        return min(delay, PROBE_DELAY)
+    return delay
+
+
 def calendar_failed(outcome, rng=random):
     """The dedicated calendar could not be made: what the classes waiting for it do meanwhile."""
     kind = outcome.kind
@@ -169,7 +178,7 @@ def calendar_failed(outcome, rng=random):
     if kind is Kind.AUTH_REVOKED:
         return Transition(PAUSED, message=message, reconnect=message)
     if kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
-        delay = policy.retry_delay(outcome, 1, rng=rng)
+        delay = throttle_capped(outcome, policy.retry_delay(outcome, 1, rng=rng))
         return Transition(RETRY, delay=delay, message=message, hold=delay if kind is Kind.RATE_LIMITED else None)
     return Transition(RETRY, delay=policy.MAX_DELAY, message=message, account_error=message)
 
@@ -215,7 +224,7 @@ def settle(op, outcome, link, rng=random, create_sends_current_body=False):
         # Odoo is the truth: the event vanished at the provider (or its id is burned), recreate.
         return Transition(RECREATE, generation=link.generation + 1, message=outcome.message)
     if kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
-        delay = policy.retry_delay(outcome, link.attempts + 1, rng=rng)
+        delay = throttle_capped(outcome, policy.retry_delay(outcome, link.attempts + 1, rng=rng))
         return Transition(
             RETRY, delay=delay, message=outcome.message or kind.value,
             hold=delay if kind is Kind.RATE_LIMITED else None,
