@@ -440,6 +440,9 @@ class Storm:
             self.kills += 1
             self.stop.wait(self.rng.uniform(0.5, 3))
             self.world.start_server()
+            # One session first: a fresh server fills its lazy caches (the addons' statics) on its
+            # first requests, and parallel first requests can make Odoo itself fail one of them.
+            Rpc(self.world.base, self.world.database, "admin")
             self.server_up.set()
         self.stop.wait(max(0.0, started + duration - time.monotonic()))
         self.stop.set()
