@@ -6,11 +6,15 @@ closes it after (Odoo's pool never keeps connections to that database): a new Po
 process, a password exchange and a teardown, each time. The push action is woken by every booking
 commit, so ``models/ir_cron.py`` sends its wake-ups here instead: the same notification, through a
 connection in autocommit that is made once per server process and made again if it was lost.
+
+A trigger in the future (a retry's due time) is seen by Odoo's cron threads only at their next
+poll, up to a minute later: ``notify_at`` wakes them at that time from a timer of this process.
 """
 
 import logging
 import os
 import threading
+from datetime import datetime, timezone
 
 import psycopg2
 from psycopg2 import sql
@@ -23,6 +27,8 @@ _logger = logging.getLogger(__name__)
 CHANNEL = "cron_trigger"  # the channel Odoo's cron threads listen on
 _lock = threading.Lock()
 _kept = {}  # os.getpid() -> connection: a forked worker never uses its parent's
+_timers = {}  # (os.getpid(), dbname) -> [(naive UTC time, Timer)]: the wake-ups to come
+LATE = 0.5  # seconds after the due time: the trigger's call_at must have passed on the database's clock
 
 
 def notify(dbname):
@@ -41,6 +47,22 @@ def notify(dbname):
             _logger.debug("cron workers notified")
             return True
     return False
+
+
+def notify_at(dbname, at):
+    """Wake the cron workers at ``at`` (naive UTC), unless a wake-up at that time or earlier is
+    already pending in this process: a later one never hides a nearer one."""
+    key = (os.getpid(), dbname)
+    with _lock:
+        pending = [(when, timer) for when, timer in _timers.get(key, ()) if timer.is_alive()]
+        if any(when <= at for when, _timer in pending):
+            _timers[key] = pending
+            return
+        delay = max(0.0, (at - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()) + LATE
+        timer = threading.Timer(delay, notify, (dbname,))
+        timer.daemon = True
+        _timers[key] = [*pending, (at, timer)]
+    timer.start()
 
 
 def _connection():

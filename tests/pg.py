@@ -32,6 +32,8 @@ CREATE TABLE impact_calendar_link (
     claimed_until timestamp,
     claim_token varchar,
     create_sent boolean DEFAULT false,
+    wait_reason varchar,
+    claim_pid integer,
     UNIQUE (event_ref, user_id)
 );
 -- Mirrors impact.calendar.change (models/impact_calendar_change.py).

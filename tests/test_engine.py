@@ -221,3 +221,41 @@ def test_registry_gives_each_provider_its_parts():
         assert provider.settings[:2] == ("client_id", "client_secret")
         config = provider.config(lambda key: {f"impact_calendar.{name}_client_id": "cid"}.get(key, ""))
         assert config.client_id == "cid" and config.client_secret == "", "unset: empty, not a default"
+
+
+def test_an_account_answering_again_is_told_apart_from_one_still_failing():
+    done, gone = Outcome(Kind.DONE, external_id="e"), Outcome(Kind.GONE, status=404)
+    transient, throttled = Outcome(Kind.TRANSIENT, status=503), Outcome(Kind.RATE_LIMITED, retry_after=30)
+    refused = Outcome(Kind.REJECTED, status=400)
+    assert engine.answered_again([done, gone, refused])
+    assert not engine.answered_again([])
+    assert not engine.answered_again([done, transient])
+    assert not engine.answered_again([done, throttled]), "a throttled account keeps its Retry-After"
+    assert engine.failed_transiently([done, transient])
+    assert not engine.failed_transiently([throttled, done])
+
+
+def test_an_unbooked_class_whose_create_answer_was_lost_is_found_then_deleted():
+    """Its create may have been applied (answer lost): no id is known, so the same idempotent
+    create is sent again with a placeholder body, its event kept, then deleted next round."""
+    lost = engine.LinkState(attempts=1)
+    op = engine.plan(7, lost, None, client_id, cleanup_body=BODY, calendar="cal-1")
+    assert (op.action, op.client_id, op.body, op.meta["cleanup"], op.meta["calendar"]) == (CREATE, "id-g0", BODY, True, "cal-1")
+    found = engine.settle(op, Outcome(Kind.DONE, external_id="ev-1", status=200), lost, create_sends_current_body=True)
+    assert (found.kind, found.external_id, found.calendar) == (engine.CREATED_UNVERIFIED, "ev-1", "cal-1")
+    then = engine.plan(7, engine.LinkState(external_id="ev-1", calendar="cal-1"), None, client_id, calendar="cal-1")
+    assert (then.action, then.external_id) == (DELETE, "ev-1")
+    # Never sent, or nothing to clean: nothing to do.
+    assert engine.plan(7, engine.LinkState(), None, client_id, cleanup_body=BODY).kind == engine.DONE
+    assert engine.plan(7, lost, None, client_id).kind == engine.DONE
+
+
+def test_a_throttle_without_retry_after_never_holds_the_account_for_long():
+    """The link's attempts (outages, waits for the calendar) must not turn a 429 without
+    Retry-After into an hour-long hold of the whole account; a Retry-After is honoured."""
+    tried = engine.LinkState(attempts=16)
+    op = engine.plan(7, tried, BODY, client_id)
+    bare = engine.settle(op, Outcome(Kind.RATE_LIMITED, status=429), tried, rng=random.Random(3))
+    assert bare.hold == bare.delay <= engine.PROBE_DELAY
+    told = engine.settle(op, Outcome(Kind.RATE_LIMITED, status=429, retry_after=900), tried)
+    assert told.hold == told.delay == 900

@@ -3,12 +3,13 @@
 import threading
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta
 
 import psycopg2
 import pytest
 from pg import connect, insert_links, outbox_schema
 
-from impact_calendar_integration.sync import outbox
+from impact_calendar_integration.sync import engine, outbox
 
 
 @pytest.fixture
@@ -219,3 +220,134 @@ def test_the_test_tables_mirror_the_models():
             for target in node.targets
         }
         assert stored <= columns, (table, stored - columns)
+
+
+# -- recovery (issue 22) -----------------------------------------------------------------------
+def _due_ids(schema):
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        cr.execute(
+            """SELECT id FROM impact_calendar_link
+                WHERE dirty AND (next_try IS NULL OR next_try <= (now() AT TIME ZONE 'UTC')) ORDER BY id"""
+        )
+        ids = [row[0] for row in cr.fetchall()]
+    conn.close()
+    return ids
+
+
+def test_an_account_answering_again_ends_the_backoff_but_not_the_throttle(schema):
+    """Links 1, 2 (account 1) failed transiently, 3 (account 1) was throttled, 4 (account 2)
+    failed transiently: account 1 answers again, so 1 and 2 are due at once; 3 keeps the
+    provider's Retry-After and account 2 its backoff."""
+    insert_links(schema, 4)
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        cr.execute("UPDATE impact_calendar_link SET account_id = CASE WHEN id = 4 THEN 2 ELSE 1 END")
+        claimed = dict(outbox.claim(cr, "W"))
+        outbox.record(cr, 1, "W", claimed[1], engine.Transition(engine.RETRY, delay=600, message="503"))
+        outbox.record(cr, 2, "W", claimed[2], engine.Transition(engine.RETRY, delay=1800, message="lost answer"))
+        outbox.record(cr, 3, "W", claimed[3], engine.Transition(engine.RETRY, delay=600, hold=600, message="429"))
+        outbox.record(cr, 4, "W", claimed[4], engine.Transition(engine.RETRY, delay=600, message="503"))
+    conn.commit()
+    assert _due_ids(schema) == []
+    with conn.cursor() as cr:
+        assert outbox.resume_account(cr, 1) == 2
+    conn.commit()
+    assert _due_ids(schema) == [1, 2]
+    with conn.cursor() as cr:
+        assert [i for i, _ in outbox.claim(cr, "W2")] == [1, 2]
+    conn.close()
+
+
+def test_a_hold_makes_backoff_links_wait_for_the_throttle(schema):
+    """A 429 holds the whole account: a link that waited on a backoff now waits on the
+    throttle, and an answer that follows does not end that wait."""
+    insert_links(schema, 2)
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        claimed = dict(outbox.claim(cr, "W", limit=1))
+        outbox.finish_retry(cr, 1, "W", claimed[1], 5, "503")
+        outbox.hold_account(cr, 1, 900)
+        assert outbox.resume_account(cr, 1) == 0
+        cr.execute("SELECT id, wait_reason FROM impact_calendar_link ORDER BY id")
+        assert cr.fetchall() == [(1, outbox.WAIT_THROTTLE), (2, outbox.WAIT_THROTTLE)]
+    conn.commit()
+    assert _due_ids(schema) == []
+    conn.close()
+
+
+def test_a_transient_failure_keeps_one_link_due_within_the_probe_delay(schema):
+    """Long backoffs (attempt 7: up to an hour) would hide the end of an outage: one link of the
+    account is brought forward, the others keep theirs."""
+    insert_links(schema, 3)
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        claimed = dict(outbox.claim(cr, "W"))
+        for link_id, seq in claimed.items():
+            outbox.finish_retry(cr, link_id, "W", seq, 3000 + link_id, "503")
+        assert outbox.keep_probe(cr, 1, 20)
+        assert not outbox.keep_probe(cr, 1, 20), "one probe is enough"
+        cr.execute(
+            """SELECT id FROM impact_calendar_link
+                WHERE next_try <= (now() AT TIME ZONE 'UTC') + interval '20 seconds' ORDER BY id"""
+        )
+        assert cr.fetchall() == [(1,)]
+    conn.commit()
+    conn.close()
+
+
+def _age_claims(schema, token, seconds):
+    """Make ``token``'s claims look ``seconds`` old (instead of sleeping)."""
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        cr.execute(
+            "UPDATE impact_calendar_link SET claimed_until = claimed_until - make_interval(secs => %s) WHERE claim_token = %s",
+            (seconds, token),
+        )
+    conn.commit()
+    conn.close()
+
+
+def test_claims_of_a_dead_worker_are_taken_over_long_before_the_lease(schema):
+    """A worker's connection dies with it (SIGKILL): its claims, a few seconds old, are taken
+    over, not left for the 300 s lease. A live worker's claims of the same age are not."""
+    insert_links(schema, 4)
+    dead, alive, other = connect(schema), connect(schema), connect(schema)
+    with dead.cursor() as cr:
+        assert [i for i, _ in outbox.claim(cr, "DEAD", limit=2, lease=300)] == [1, 2]
+    dead.commit()
+    with alive.cursor() as cr:
+        assert [i for i, _ in outbox.claim(cr, "ALIVE", limit=2, lease=300)] == [3, 4]
+    alive.commit()
+    with other.cursor() as cr:
+        assert outbox.claim(cr, "EARLY", lease=300) == [], "fresh claims are left alone"
+        assert outbox.next_due(cr, lease=300) > datetime.utcnow() + timedelta(seconds=200)
+    other.commit()
+    dead_pid = dead.get_backend_pid()
+    dead.close()  # the worker's process is killed: PostgreSQL ends its backend
+    _wait_backend_gone(other, dead_pid)
+    _age_claims(schema, "DEAD", outbox.CLAIM_GRACE + 1)
+    _age_claims(schema, "ALIVE", outbox.CLAIM_GRACE + 1)
+    with other.cursor() as cr:
+        assert outbox.next_due(cr, lease=300) < datetime.utcnow() + timedelta(seconds=5)
+        assert [i for i, _ in outbox.claim(cr, "TAKER", lease=300)] == [1, 2]
+    other.commit()
+    with alive.cursor() as cr:
+        assert outbox.finish_done(cr, 3, "ALIVE", 1, "ext-3", "h", 0), "the live worker still holds its claim"
+    alive.commit()
+    alive.close()
+    other.close()
+
+
+def _wait_backend_gone(conn, pid):
+    """A closed connection's backend leaves pg_stat_activity when it has read the close: wait
+    for that (a condition, not a duration)."""
+    for _attempt in range(500):
+        with conn.cursor() as cr:
+            cr.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            count = cr.fetchone()[0]
+        conn.commit()
+        if not count:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("the closed connection's backend did not end")

@@ -70,6 +70,11 @@ class ImpactCalendarAccount(models.Model):
         readonly=True, copy=False,
         help="A calendar create went out and its answer is not recorded yet.",
     )
+    calendar_create_pid = fields.Integer(
+        readonly=True, copy=False,
+        help="The PostgreSQL backend of the worker sending the calendar create: when it is gone, "
+        "nobody waits for that call.",
+    )
     connected_at = fields.Datetime("Connected since", readonly=True)
     last_push_at = fields.Datetime("Last successful push", readonly=True)
     last_error = fields.Char(readonly=True)
@@ -234,7 +239,10 @@ class ImpactCalendarAccount(models.Model):
             old_tokens = None if same else account._readable_tokens()
             if not same:
                 # The dedicated calendar belongs to the old mailbox; the same one reuses it.
-                values.update(calendar_id=False, calendar_create_guard=False, calendar_create_sent_at=False)
+                values.update(
+                    calendar_id=False, calendar_create_guard=False, calendar_create_sent_at=False,
+                    calendar_create_pid=False,
+                )
             account.write(values)
         else:
             old_tokens = None

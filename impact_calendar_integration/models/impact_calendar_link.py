@@ -97,6 +97,17 @@ class ImpactCalendarLink(models.Model):
     last_push_at = fields.Datetime(readonly=True)
     claimed_until = fields.Datetime(readonly=True)
     claim_token = fields.Char(readonly=True)
+    claim_pid = fields.Integer(
+        "Claiming connection", readonly=True,
+        help="The PostgreSQL backend of the worker holding the claim: when it is gone (the worker "
+        "died), the claim is taken over within seconds instead of at the end of its lease.",
+    )
+    wait_reason = fields.Selection(
+        [(outbox.WAIT_BACKOFF, "Provider failure"), (outbox.WAIT_THROTTLE, "Throttled by the provider")],
+        readonly=True,
+        help="Why a retrying link waits: after a provider failure it is pushed again as soon as the "
+        "account answers; a throttled account waits as long as the provider asked.",
+    )
     create_sent = fields.Boolean(
         readonly=True,
         help="A create went out and its answer is not recorded yet: if the worker dies, the "

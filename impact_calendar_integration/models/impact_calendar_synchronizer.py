@@ -13,7 +13,7 @@ import psycopg2.errors
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from .. import compat
+from .. import compat, cron_wakeup
 from ..sync import engine, outbox, payload, policy
 from ..sync.outcomes import Kind
 from ..sync.providers.base import CREATE
@@ -236,10 +236,16 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
 
     @api.model
     def _schedule_next(self):
-        due = outbox.next_due(self.env.cr)
+        """A trigger at the earliest due time, and a wake-up of this process's cron workers then:
+        Odoo's cron threads look at future triggers only once a minute."""
+        due = outbox.next_due(self.env.cr, lease=LEASE_SECONDS)
         if due:
             cron = self.env.ref("impact_calendar_integration.ir_cron_push_bookings").sudo()
-            cron._trigger(at=max(due, fields.Datetime.now()))
+            at = max(due, fields.Datetime.now())
+            cron._trigger(at=at)
+            if not compat.testing():
+                dbname = self.env.cr.dbname
+                self.env.cr.postcommit.add(lambda: cron_wakeup.notify_at(dbname, at))
 
     # -- one account -------------------------------------------------------------------------
     def _push_isolated(self, account, links, token, seqs):
@@ -332,6 +338,18 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         # Tokens the provider rotated during the push are kept, whatever follows.
         self._commit(read_committed=True)
         self._record_results(account, ops, op_links, outcomes, token, seqs, overrides)
+        self._note_account_health(account, list(outcomes.values()))
+
+    def _note_account_health(self, account, outcomes):
+        """Recovery: an account that answers again has its links waiting on a transient
+        failure's backoff pushed at once; one that failed transiently keeps a link due within
+        ``engine.PROBE_DELAY``, which sees the outage end whatever the other links' backoff."""
+        self._commit(read_committed=True)
+        if engine.answered_again(outcomes):
+            if outbox.resume_account(self.env.cr, account.id):
+                _logger.info("Calendar push: account %s answers again; its waiting changes are due", account.id)
+        elif engine.failed_transiently(outcomes):
+            outbox.keep_probe(self.env.cr, account.id, engine.PROBE_DELAY)
 
     # -- the dedicated calendar ----------------------------------------------------------------
     def _into_dedicated_calendar(self, account, client, ops, op_links, token, seqs):
@@ -350,28 +368,35 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     def _ensure_calendar(self, account, client):
         """(calendar id, None), or (False, the Transition of the classes waiting for it).
 
-        Crash safety: a guard and a "create sent" time are committed before the call. Another
-        worker that finds a recent mark waits instead of creating a second calendar; one that
-        finds an old mark (the worker died) sends the create again as a resend, with the same
-        guard, so that a provider able to find the first try's calendar returns it."""
+        Crash safety: a guard, a "create sent" time and the sender's database connection
+        (``calendar_create_pid``) are committed before the call. Another worker waits only while
+        that call may still be in flight: its sender's connection is alive and the lease has not
+        run out. A sender whose call ended (failed, or its answer was lost) clears the time but
+        keeps the guard; one that died leaves both, and its connection is gone. Either way the
+        next run sends the create again at once, as a resend with the same guard, so that a
+        provider able to find the first try's calendar returns it."""
         cr = self.env.cr
+        cr.execute("SELECT pg_stat_clear_snapshot()")  # whose connection is alive now
         cr.execute(
-            """SELECT calendar_id, calendar_create_guard, calendar_create_sent_at
+            """SELECT calendar_id, calendar_create_guard, calendar_create_sent_at,
+                      calendar_create_pid IS NOT NULL AND calendar_create_pid <> pg_backend_pid()
+                      AND calendar_create_pid IN (SELECT pid FROM pg_stat_activity)
                  FROM impact_calendar_account WHERE id = %s FOR UPDATE""",
             (account.id,),
         )
-        calendar_id, guard, sent_at = cr.fetchone()
+        calendar_id, guard, sent_at, sender_alive = cr.fetchone()
         if calendar_id:
             self._commit()
             return calendar_id, None
-        if sent_at and sent_at > fields.Datetime.now() - timedelta(seconds=LEASE_SECONDS):
+        if sent_at and sender_alive and sent_at > fields.Datetime.now() - timedelta(seconds=LEASE_SECONDS):
             self._commit()
             return False, engine.waiting(CALENDAR_WAIT, self.env._("The calendar is being created."))
-        resent = bool(sent_at)
+        resent = bool(guard)
         guard = guard or uuid.uuid4().hex
         cr.execute(
             """UPDATE impact_calendar_account SET calendar_create_guard = %s,
-                      calendar_create_sent_at = (now() AT TIME ZONE 'UTC') WHERE id = %s""",
+                      calendar_create_sent_at = (now() AT TIME ZONE 'UTC'),
+                      calendar_create_pid = pg_backend_pid() WHERE id = %s""",
             (guard, account.id),
         )
         self._commit()
@@ -380,14 +405,19 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         self._commit(read_committed=True)
         account.invalidate_recordset()
         if not outcome.ok:
-            if outcome.kind in (Kind.REJECTED, Kind.AUTH_REVOKED, Kind.GONE):
-                # Refused: nothing was made, the next try is not a resend.
-                cr.execute("UPDATE impact_calendar_account SET calendar_create_sent_at = NULL WHERE id = %s", (account.id,))
+            # The call has ended: nobody waits for it. Refused: nothing was made, the next try is
+            # not a resend. Failed (or its answer lost): the next try resends with the guard.
+            cr.execute(
+                """UPDATE impact_calendar_account SET calendar_create_sent_at = NULL, calendar_create_pid = NULL,
+                          calendar_create_guard = CASE WHEN %s THEN NULL ELSE calendar_create_guard END
+                    WHERE id = %s""",
+                (outcome.kind in (Kind.REJECTED, Kind.AUTH_REVOKED, Kind.GONE), account.id),
+            )
             self._commit()
             return False, engine.calendar_failed(outcome)
         cr.execute(
             """UPDATE impact_calendar_account SET calendar_id = %s, calendar_create_guard = NULL,
-                      calendar_create_sent_at = NULL WHERE id = %s""",
+                      calendar_create_sent_at = NULL, calendar_create_pid = NULL WHERE id = %s""",
             (outcome.external_id, account.id),
         )
         if resent and not account._provider().calendar_create_idempotent:
@@ -484,13 +514,19 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         except payload.PayloadError as exc:
             return engine.rejected(str(exc))
         namespace = self._namespace()
+        state = self._link_state(link)
+        cleanup_body = None
+        if body is None and engine.maybe_created(state):
+            snapshot = engine.placeholder(link.event_ref, f"{namespace}:{link.event_ref}", fields.Datetime.now())
+            cleanup_body = provider.build_body(snapshot)
         return engine.plan(
             link.id,
-            self._link_state(link),
+            state,
             body,
             client_id_for=lambda generation: provider.client_id(namespace, link.event_ref, link.user_id.id, generation),
             forget=body is None and bool(link.external_id) and self._forget_instead_of_delete(link, account),
             calendar=target,
+            cleanup_body=cleanup_body,
         )
 
     def _apply(self, account, results, token, seqs):

@@ -9,6 +9,7 @@ return. The demo, the benchmarks and the tests call them too, never a copy.
 
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 from . import payload, policy
 from .outcomes import Kind
@@ -58,7 +59,20 @@ class Transition:
     calendar: str = None  # where ``external_id`` lives from now on
 
 
-def plan(key, link, body, client_id_for=None, forget=False, calendar=None):
+def maybe_created(link):
+    """Whether the provider may hold an event of this link that we hold no id of: a create went
+    out and its answer was lost (or its worker died)."""
+    return not link.external_id and bool(link.create_sent or link.attempts)
+
+
+def placeholder(event_ref, marker, now):
+    """The body of a cleanup create (see ``plan``): it never stays, the next round deletes it."""
+    return payload.ClassSnapshot(
+        event_ref=event_ref, name="Removed class", start=now, stop=now + timedelta(hours=1), marker=marker
+    )
+
+
+def plan(key, link, body, client_id_for=None, forget=False, calendar=None, cleanup_body=None):
     """The Operation to send for link ``key``, or a Transition when no call is needed.
 
     ``body``: what the external event must show, or None when it must not exist.
@@ -67,11 +81,20 @@ def plan(key, link, body, client_id_for=None, forget=False, calendar=None):
     ``calendar``: where the event must be (None: the main calendar). An event in another calendar
     (the user switched destination) is first deleted there, then created here: each step is
     recorded, so an interrupted move resumes and never leaves two copies.
+    ``cleanup_body``: when the event must not exist but a create of it may have been applied
+    with its answer lost (``maybe_created``), the same idempotent create is sent again with this
+    body: it answers with that event (or makes one), which the next round deletes.
     Every Operation's ``meta["calendar"]`` names the calendar it goes to.
     """
     if body is None:
         if link.external_id and not forget:
             return Operation(key=key, action=DELETE, external_id=link.external_id, meta={"calendar": link.calendar})
+        if cleanup_body is not None and not forget and maybe_created(link):
+            return Operation(
+                key=key, action=CREATE, body=cleanup_body,
+                client_id=client_id_for(link.generation) if client_id_for else None,
+                meta={"hash": None, "resent": True, "calendar": calendar, "cleanup": True},
+            )
         return Transition(DONE, generation=link.generation)
     if link.external_id and link.calendar != calendar:
         return Operation(
@@ -125,6 +148,35 @@ def failed(link, message, rng=random):
     return Transition(RETRY, delay=policy.backoff_delay(link.attempts + 1, rng=rng), message=message)
 
 
+FAILING = (Kind.TRANSIENT, Kind.RATE_LIMITED, Kind.AUTH_REVOKED)
+# Seconds within which an account that failed transiently is tried again, whatever its links'
+# backoff: the end of an outage is seen within this, and every waiting change follows at once.
+PROBE_DELAY = 20
+
+
+def answered_again(outcomes):
+    """Whether one push's outcomes show the provider serving the account: something answered,
+    and nothing failed transiently, throttled or refused the consent. Links of the account that
+    wait on a transient failure's backoff are then due at once (``outbox.resume_account``)."""
+    kinds = {outcome.kind for outcome in outcomes}
+    return bool(kinds) and not kinds & set(FAILING)
+
+
+def failed_transiently(outcomes):
+    """Whether one push's outcomes include a transient failure: the account keeps one link due
+    within the first backoff (``outbox.keep_probe``), which sees the outage end."""
+    return any(outcome.kind is Kind.TRANSIENT for outcome in outcomes)
+
+
+def throttle_capped(outcome, delay):
+    """A throttle without Retry-After holds the whole account, yet the link's attempts that set
+    its backoff count outages and waits too (16 attempts: up to an hour): without a time from
+    the provider, the account is tried again within ``PROBE_DELAY``."""
+    if outcome.kind is Kind.RATE_LIMITED and outcome.retry_after is None:
+        return min(delay, PROBE_DELAY)
+    return delay
+
+
 def calendar_failed(outcome, rng=random):
     """The dedicated calendar could not be made: what the classes waiting for it do meanwhile."""
     kind = outcome.kind
@@ -132,7 +184,7 @@ def calendar_failed(outcome, rng=random):
     if kind is Kind.AUTH_REVOKED:
         return Transition(PAUSED, message=message, reconnect=message)
     if kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
-        delay = policy.retry_delay(outcome, 1, rng=rng)
+        delay = throttle_capped(outcome, policy.retry_delay(outcome, 1, rng=rng))
         return Transition(RETRY, delay=delay, message=message, hold=delay if kind is Kind.RATE_LIMITED else None)
     return Transition(RETRY, delay=policy.MAX_DELAY, message=message, account_error=message)
 
@@ -152,6 +204,13 @@ def settle(op, outcome, link, rng=random, create_sends_current_body=False):
     if op.meta.get("move") and kind in (Kind.DONE, Kind.GONE):
         # Removed from the old calendar: the next round creates it in the new one.
         return moved_out(link)
+    if op.meta.get("cleanup") and kind is Kind.DONE:
+        # The event a lost create made, found (or made) again: keep its id, stay dirty, so that
+        # the next round deletes it.
+        return Transition(
+            CREATED_UNVERIFIED, external_id=outcome.external_id or op.external_id,
+            generation=link.generation, pushed=True, calendar=op.meta.get("calendar"),
+        )
     retried_create = op.action == CREATE and (outcome.status == 409 or link.attempts or op.meta.get("resent"))
     if kind is Kind.DONE and retried_create and not create_sends_current_body:
         # A retried create may be answered with the event an earlier try made from an older
@@ -171,7 +230,7 @@ def settle(op, outcome, link, rng=random, create_sends_current_body=False):
         # Odoo is the truth: the event vanished at the provider (or its id is burned), recreate.
         return Transition(RECREATE, generation=link.generation + 1, message=outcome.message)
     if kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
-        delay = policy.retry_delay(outcome, link.attempts + 1, rng=rng)
+        delay = throttle_capped(outcome, policy.retry_delay(outcome, link.attempts + 1, rng=rng))
         return Transition(
             RETRY, delay=delay, message=outcome.message or kind.value,
             hold=delay if kind is Kind.RATE_LIMITED else None,

@@ -9,6 +9,15 @@ recorded never touch the same row: neither can make the other fail to serialize.
 No row lock is held while talking to the provider. A result is applied only by the claim's
 holder, and the link stays dirty when it changed again meanwhile (``change_seq`` moved on).
 Every statement that locks several links locks them in id order, so workers cannot deadlock.
+
+A claim also names the database connection of its worker (``claim_pid``, the PostgreSQL backend
+process). A worker that dies (SIGKILL, a killed prefork worker) loses its connection, and
+PostgreSQL forgets the backend at once: its claims are taken over after ``CLAIM_GRACE`` seconds
+instead of the lease, which stays the last resort (a hung worker, a pooler that keeps backends).
+
+A link waiting to be retried says why (``wait_reason``): a transient failure's backoff ends as
+soon as the account answers again (``resume_account``); a throttled account's wait
+(``hold_account``: the provider's ``Retry-After``) is honoured.
 """
 
 from . import engine, policy
@@ -27,16 +36,27 @@ CHANGE_BACKFILL = "backfill"  # connected: also make links for every future book
 CHANGE_RETRY = "retry"  # an admin or a reconnect: drop backoff and pause, push again
 CHANGE_RESYNC = "resync"  # forget what was pushed: every class is sent again
 
+# Why a retrying link waits (impact.calendar.link.wait_reason).
+WAIT_BACKOFF = "backoff"  # a transient failure (5xx, timeout, lost answer): over when the account answers
+WAIT_THROTTLE = "throttle"  # the provider throttles the account: its Retry-After is honoured
+
+# Seconds a claim whose worker's connection is gone waits before it is taken over. Its liveness
+# is read from pg_stat_activity, a snapshot per transaction: a claim younger than this may come
+# from a connection made after that snapshot.
+CLAIM_GRACE = 3
+
 CLAIM_SQL = """
     UPDATE impact_calendar_link AS link
        SET claimed_until = (now() AT TIME ZONE 'UTC') + make_interval(secs => %(lease)s),
-           claim_token = %(token)s
+           claim_token = %(token)s,
+           claim_pid = pg_backend_pid()
      WHERE link.id IN (
             SELECT id FROM impact_calendar_link
              WHERE dirty
                AND state != %(paused)s
                AND (next_try IS NULL OR next_try <= (now() AT TIME ZONE 'UTC'))
-               AND (claimed_until IS NULL OR claimed_until < (now() AT TIME ZONE 'UTC'))
+               AND (claimed_until IS NULL OR claimed_until < (now() AT TIME ZONE 'UTC')
+                    OR ({orphaned}))
                {extra}
              ORDER BY next_try NULLS FIRST, id
              LIMIT %(limit)s
@@ -44,26 +64,37 @@ CLAIM_SQL = """
     RETURNING link.id, link.change_seq
 """
 
+# A claim whose worker's connection is gone, made more than CLAIM_GRACE seconds ago (with the
+# lease every claim is made with). A claim without a pid (made before this column) has only
+# its lease.
+ORPHANED = """claim_pid IS NOT NULL
+               AND claimed_until < (now() AT TIME ZONE 'UTC') + make_interval(secs => %(lease)s - %(grace)s)
+               AND claim_pid <> ALL (ARRAY(SELECT pid FROM pg_stat_activity))"""
+
 
 def claim(cr, token, limit=50, lease=300, account_ids=None):
     """Claim up to ``limit`` due dirty links for ``lease`` seconds; returns [(id, change_seq)].
+    Claims of a worker whose connection is gone are taken over too.
 
     The caller commits right after, so that other workers see the lease.
     """
     extra = ""
-    params = {"token": token, "limit": limit, "lease": lease, "paused": PAUSED}
+    params = {"token": token, "limit": limit, "lease": lease, "paused": PAUSED, "grace": CLAIM_GRACE}
     if account_ids is not None:
         extra = "AND account_id = ANY(%(accounts)s)"
         params["accounts"] = list(account_ids)
-    # ``extra`` is one of two constant strings, never user input.
-    cr.execute(CLAIM_SQL.format(extra=extra), params)  # pylint: disable=sql-injection
+    # Liveness is read from now on, not from a snapshot this transaction took earlier.
+    cr.execute("SELECT pg_stat_clear_snapshot()")
+    # ``extra`` and ``orphaned`` are constant strings, never user input.
+    cr.execute(CLAIM_SQL.format(extra=extra, orphaned=ORPHANED), params)  # pylint: disable=sql-injection
     return sorted(cr.fetchall())
 
 
 def release(cr, token):
     """Give up a claim whose results could not be recorded: its links are due again at once."""
     cr.execute(
-        "UPDATE impact_calendar_link SET claimed_until = NULL, claim_token = NULL WHERE claim_token = %s",
+        "UPDATE impact_calendar_link SET claimed_until = NULL, claim_token = NULL, claim_pid = NULL"
+        " WHERE claim_token = %s",
         (token,),
     )
     return cr.rowcount
@@ -140,17 +171,51 @@ def mark_links_retry(cr, pairs):
 
 
 def hold_account(cr, account_id, delay):
-    """A throttled account waits as a whole; other accounts go on."""
+    """A throttled account waits as a whole; other accounts go on. The links it holds wait for
+    the throttle (``WAIT_THROTTLE``), not for a backoff that a success would end."""
     delay = policy.clamp_delay(delay, policy.MAX_DELAY)
     cr.execute(
         """UPDATE impact_calendar_link
-              SET next_try = greatest(coalesce(next_try, now() AT TIME ZONE 'UTC'),
-                                      (now() AT TIME ZONE 'UTC') + make_interval(secs => %s))
+              SET next_try = greatest(coalesce(next_try, now() AT TIME ZONE 'UTC'), held.until),
+                  wait_reason = CASE WHEN next_try IS NULL OR next_try <= held.until
+                                     THEN %s ELSE wait_reason END
+             FROM (SELECT (now() AT TIME ZONE 'UTC') + make_interval(secs => %s) AS until) AS held
             WHERE id IN (SELECT id FROM impact_calendar_link
                           WHERE account_id = %s AND dirty AND claim_token IS NULL
                           ORDER BY id FOR UPDATE)""",
-        (delay, account_id),
+        (WAIT_THROTTLE, delay, account_id),
     )
+
+
+def resume_account(cr, account_id):
+    """The account answered again: its links waiting on a transient failure's backoff are due
+    at once (the outage is over), those waiting on a throttle are not. Returns how many."""
+    cr.execute(
+        """UPDATE impact_calendar_link SET next_try = NULL
+            WHERE id IN (SELECT id FROM impact_calendar_link
+                          WHERE account_id = %s AND dirty AND claim_token IS NULL
+                            AND wait_reason = %s AND next_try > (now() AT TIME ZONE 'UTC')
+                          ORDER BY id FOR UPDATE)""",
+        (account_id, WAIT_BACKOFF),
+    )
+    return cr.rowcount
+
+
+def keep_probe(cr, account_id, delay):
+    """The account failed transiently: whatever its links' backoff, one of them is tried within
+    ``delay`` seconds, so that the end of the outage is seen then (``resume_account``) and not
+    after the longest backoff. Returns whether a link was brought forward."""
+    cr.execute(
+        """UPDATE impact_calendar_link
+              SET next_try = (now() AT TIME ZONE 'UTC') + make_interval(secs => %(delay)s)
+            WHERE id = (SELECT id FROM impact_calendar_link
+                         WHERE account_id = %(account)s AND dirty AND claim_token IS NULL
+                           AND wait_reason = %(backoff)s AND state = %(retrying)s
+                         ORDER BY next_try, id LIMIT 1 FOR UPDATE)
+              AND next_try > (now() AT TIME ZONE 'UTC') + make_interval(secs => %(delay)s)""",
+        {"delay": delay, "account": account_id, "backoff": WAIT_BACKOFF, "retrying": RETRYING},
+    )
+    return cr.rowcount == 1
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -172,7 +237,8 @@ def record(cr, link_id, token, seq, transition):
     if kind == engine.RECREATE:
         return finish_recreate(cr, link_id, token, seq, transition.generation, transition.message)
     if kind == engine.RETRY:
-        return finish_retry(cr, link_id, token, seq, transition.delay, transition.message)
+        reason = WAIT_THROTTLE if transition.hold else WAIT_BACKOFF
+        return finish_retry(cr, link_id, token, seq, transition.delay, transition.message, reason)
     if kind == engine.REJECTED:
         return finish_rejected(cr, link_id, token, seq, transition.message)
     if kind == engine.PAUSED:
@@ -182,7 +248,7 @@ def record(cr, link_id, token, seq, transition):
 
 def _finish(cr, link_id, token, seq, assignments, params):
     """Apply a result if we still hold the claim; clean the link unless it changed meanwhile."""
-    params = dict(params, id=link_id, token=token, seq=seq)
+    params = dict({"wait": None}, **params, id=link_id, token=token, seq=seq)
     # ``assignments`` is a constant of this module; every value goes through a parameter.
     cr.execute(  # pylint: disable=sql-injection
         f"""
@@ -190,8 +256,10 @@ def _finish(cr, link_id, token, seq, assignments, params):
            SET {assignments},
                dirty = CASE WHEN change_seq = %(seq)s THEN %(clean_dirty)s ELSE true END,
                create_sent = false,
+               wait_reason = %(wait)s,
                claimed_until = NULL,
-               claim_token = NULL
+               claim_token = NULL,
+               claim_pid = NULL
          WHERE id = %(id)s AND claim_token = %(token)s
         """,
         params,
@@ -249,9 +317,10 @@ def finish_recreate(cr, link_id, token, seq, generation, message):
     )
 
 
-def finish_retry(cr, link_id, token, seq, delay, message):
-    """Try again in ``delay`` seconds; the link stays dirty. The delay is clamped here too, so
-    that no value (a huge or non-finite one) can make the interval overflow and the SQL fail."""
+def finish_retry(cr, link_id, token, seq, delay, message, reason=WAIT_BACKOFF):
+    """Try again in ``delay`` seconds, waiting for ``reason``; the link stays dirty. The delay is
+    clamped here too, so that no value (a huge or non-finite one) can make the interval overflow
+    and the SQL fail."""
     delay = policy.clamp_delay(delay, policy.BASE_DELAY)
     return _finish(
         cr,
@@ -261,7 +330,7 @@ def finish_retry(cr, link_id, token, seq, delay, message):
         "state = %(state)s, attempts = attempts + 1,"
         " next_try = (now() AT TIME ZONE 'UTC') + make_interval(secs => %(delay)s),"
         " last_error = %(message)s",
-        {"delay": delay, "message": message, "state": RETRYING, "clean_dirty": True},
+        {"delay": delay, "message": message, "state": RETRYING, "clean_dirty": True, "wait": reason},
     )
 
 
@@ -312,12 +381,18 @@ def mark_create_sent(cr, link_ids):
 
 
 # -- reading -----------------------------------------------------------------------------------
-def next_due(cr):
-    """When the earliest waiting link becomes due (naive UTC), or None."""
+def next_due(cr, lease=300):
+    """When the earliest waiting link becomes due (naive UTC), or None. A claim whose worker's
+    connection is gone ends ``CLAIM_GRACE`` seconds after it was made (``lease``: as in ``claim``)."""
+    cr.execute("SELECT pg_stat_clear_snapshot()")
     cr.execute(
-        """SELECT min(greatest(next_try, claimed_until)) FROM impact_calendar_link
-             WHERE dirty AND state != %s""",
-        (PAUSED,),
+        """SELECT min(greatest(next_try, CASE
+                    WHEN claim_pid IS NOT NULL AND claim_pid <> ALL (ARRAY(SELECT pid FROM pg_stat_activity))
+                    THEN claimed_until - make_interval(secs => %s - %s)
+                    ELSE claimed_until END))
+             FROM impact_calendar_link
+            WHERE dirty AND state != %s""",
+        (lease, CLAIM_GRACE, PAUSED),
     )
     return cr.fetchone()[0]
 

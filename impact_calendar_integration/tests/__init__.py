@@ -15,3 +15,4 @@ from . import test_poison_pill
 from . import test_wizard_security
 from . import test_feed_logs
 from . import test_departed_users
+from . import test_recovery

@@ -154,3 +154,48 @@ class SyncCase(TransactionCase):
 
 def _Forbidden(*args, **kwargs):  # pylint: disable=invalid-name
     raise AssertionError("a provider client was built inside the user's transaction")
+
+
+def dead_backend_pid(env):
+    """The PostgreSQL backend pid of a worker that died: a connection of its own, closed, and
+    gone from pg_stat_activity."""
+    import psycopg2  # pylint: disable=import-outside-toplevel
+
+    from odoo import sql_db  # pylint: disable=import-outside-toplevel
+
+    _dbname, info = sql_db.connection_info_for(env.cr.dbname)
+    connection = psycopg2.connect(**info)
+    pid = connection.get_backend_pid()
+    connection.close()
+    watcher = psycopg2.connect(**info)
+    try:
+        watcher.autocommit = True
+        with watcher.cursor() as cr:
+            for _attempt in range(500):  # until the backend has read the close
+                cr.execute("SELECT pg_stat_clear_snapshot(); SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                if not cr.fetchone()[0]:
+                    return pid
+                time.sleep(0.01)
+    finally:
+        watcher.close()
+    raise AssertionError("the closed connection's backend did not end")
+
+
+class LiveConnection:
+    """Another worker's connection, alive for the ``with`` block: its backend pid."""
+
+    def __init__(self, env):
+        self.env = env
+        self.connection = None
+
+    def __enter__(self):
+        import psycopg2  # pylint: disable=import-outside-toplevel
+
+        from odoo import sql_db  # pylint: disable=import-outside-toplevel
+
+        _dbname, info = sql_db.connection_info_for(self.env.cr.dbname)
+        self.connection = psycopg2.connect(**info)
+        return self.connection.get_backend_pid()
+
+    def __exit__(self, *exc):
+        self.connection.close()

@@ -4,6 +4,7 @@
 import os
 import select
 import time
+from datetime import datetime, timedelta, timezone
 from unittest.mock import patch
 
 import psycopg2
@@ -98,3 +99,25 @@ class TestCronWakeup(TransactionCase):
             self.push._notifydb()
         notify.assert_called_once_with(self.env.cr.dbname)  # the push action's only
         self.assertEqual(self._heard(), [self.env.cr.dbname])  # the other's, Odoo's way
+
+    def test_a_future_due_time_wakes_the_workers_then_and_a_later_one_does_not_hide_it(self):
+        """Odoo's cron threads look at a future trigger only at their next poll (a minute): the
+        process wakes them at the due time itself. A later due time set afterwards does not
+        replace the nearer one; a nearer one set after a later one gets its own wake-up."""
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        dbname = f"{self.env.cr.dbname}-wakeup-test"  # its own timers; Odoo's workers ignore it
+        key = (os.getpid(), dbname)
+        self.addCleanup(lambda: [timer.cancel() for _at, timer in cron_wakeup._timers.pop(key, ())])
+        cron_wakeup.notify_at(dbname, now + timedelta(hours=1))
+        cron_wakeup.notify_at(dbname, now)  # nearer: woken now, whatever is set for later
+        # Only our payload counts: other servers on this PostgreSQL notify the same channel.
+        heard = []
+        for _attempt in range(5):
+            heard += self._heard()
+            if dbname in heard:
+                break
+        self.assertIn(dbname, heard)
+        cron_wakeup.notify_at(dbname, now + timedelta(hours=2))
+        pending = [at for at, _timer in cron_wakeup._timers[key]]
+        self.assertIn(now + timedelta(hours=1), pending)
+        self.assertNotIn(now + timedelta(hours=2), pending, "the pending nearer wake-up covers the later one")

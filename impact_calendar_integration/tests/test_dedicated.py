@@ -11,7 +11,7 @@ from odoo import Command, fields
 from odoo.tests import tagged
 
 from .pushing import push_create
-from .sync_common import SyncCase
+from .sync_common import LiveConnection, SyncCase, dead_backend_pid
 
 
 class DedicatedBehaviour:
@@ -196,13 +196,59 @@ class DedicatedBehaviour:
             self.assertIn("empty calendar", self.notice())
 
     def test_calendar_being_created_by_another_worker_is_waited_for(self):
-        self.account.sudo().write({"calendar_create_guard": "g", "calendar_create_sent_at": fields.Datetime.now()})
-        event = self.classes(1)[0]
-        self.push()
+        with LiveConnection(self.env) as pid:  # that worker's call is in flight
+            self.account.sudo().write({
+                "calendar_create_guard": "g", "calendar_create_sent_at": fields.Datetime.now(), "calendar_create_pid": pid,
+            })
+            event = self.classes(1)[0]
+            self.push()
         self.assertEqual(self.calendar_creates(), 0)
         link = self.link(event)
         self.assertTrue(link.dirty)
         self.assertEqual(link.state, "retrying")
+
+    def assert_one_calendar_after_a_resend(self, orphan):
+        """The classes are in the account's calendar; a provider that finds the first try's
+        calendar by its guard reuses it, the other tells the user of the possible orphan."""
+        calendar_id = self.calendar_id()
+        self.assertEqual(len(self.calendar_events(calendar_id)), 1)
+        if self.account._provider().calendar_create_idempotent:
+            self.assertEqual(calendar_id, orphan)
+            self.assertEqual(len(self.provider_calendars()), 1, "no second calendar")
+            self.assertFalse(self.notice())
+        else:
+            self.assertNotEqual(calendar_id, orphan)
+            self.assertIn("empty calendar", self.notice())
+
+    def test_calendar_create_of_a_killed_worker_is_resent_at_once(self):
+        """The sender died a moment ago (its connection is gone): nobody waits out the lease."""
+        orphan = self.account._client().create_calendar("Classes", "guard-1").external_id  # its call
+        self.account.sudo().write({
+            "calendar_create_guard": "guard-1", "calendar_create_sent_at": fields.Datetime.now(),
+            "calendar_create_pid": dead_backend_pid(self.env),
+        })
+        self.classes(1)
+        self.push()
+        self.assert_one_calendar_after_a_resend(orphan)
+
+    def test_calendar_create_whose_answer_was_lost_is_resent_by_the_next_run(self):
+        """The provider made the calendar but its answer was lost (503): the worker knows its call
+        ended, so the next run resends with the same guard instead of waiting out the lease."""
+        path = r"^/calendar/v3/calendars$" if self.provider == "google" else r"/me/calendars$"
+        self.emulator.inject(path, method="POST", status=503, after_handling=True, body={"error": {"code": 503}})
+        event = self.classes(1)[0]
+        self.push()
+        (orphan,) = self.provider_calendars()
+        self.assertFalse(self.calendar_id())
+        self.assertEqual(self.link(event).state, "retrying")
+        self.assertFalse(self.account.calendar_create_sent_at, "no call is in flight")
+        self.assertTrue(self.account.calendar_create_guard, "kept for the resend")
+        # The classes' retry is due (a few seconds later): the next run sends.
+        self.env.cr.execute("UPDATE impact_calendar_link SET next_try = NULL WHERE dirty")
+        self.env["impact.calendar.link"].invalidate_model()
+        self.push()
+        self.assert_one_calendar_after_a_resend(orphan)
+        self.assertEqual(self.link(event).state, "synced")
 
 
 @tagged("post_install", "-at_install")

@@ -22,6 +22,8 @@ class Fault:
     status: HTTP status to answer with (with ``body`` as JSON and ``headers``);
     delay: seconds to sleep before answering normally (or before the fault);
     drop: close the connection without answering;
+    after_handling: the request is applied first, then the drop, delay or status replaces its
+    answer (an answer lost after the change was made);
     times: how many matching requests it hits (None: until cleared).
     """
 
@@ -33,7 +35,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     times: int = 1
-    after_handling: bool = False  # drop/delay only after the real handler ran (crash-after-commit)
+    after_handling: bool = False  # drop/delay/status only after the real handler ran: the answer is lost
 
     def matches(self, method, path):
         if self.method and self.method.upper() != method:
@@ -227,6 +229,9 @@ class LoopbackServer:
                 entry.status = 0
                 self._drop(handler)
                 return
+            if fault.status:  # applied, but the answer the client gets is this error
+                resp = Response(fault.status, fault.body, fault.headers)
+                entry.status = resp.status
         self._write(handler, resp)
 
     def handle(self, req):
