@@ -52,6 +52,11 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
+#: urllib3 pools whose connections are under the active ``http_limits.Deadline``: an adapter's
+#: ``poolmanager.pool_classes_by_scheme`` (this module's and Graph's).
+WATCHED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 def _host_header(host, port, scheme):
     name = f"[{host}]" if ":" in host else host
     return name if port == netguard.DEFAULT_PORTS[scheme] else f"{name}:{port}"
@@ -67,7 +72,7 @@ class PinnedAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args, **kwargs):
         result = super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(WATCHED_POOLS)
         return result
 
     def pin(self, target):

@@ -11,13 +11,11 @@ from urllib.parse import quote
 
 import msal
 import requests
-import urllib3
-import urllib3.connection
 from msal.exceptions import MsalError
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .. import http_limits, ids, oauth_microsoft, payload
+from .. import guarded_http, http_limits, ids, oauth_microsoft, payload
 from ..config import DEDICATED, MAIN, MAX_RESPONSE_BYTES, MICROSOFT_SCOPES, TOTAL_DEADLINE, MicrosoftConfig
 from ..oauth_microsoft import build_app
 from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
@@ -45,35 +43,6 @@ SIGN_IN_FAILURES = (requests.RequestException, ValueError, MsalError)
 GUARD_PROPERTY = "String {6f1b3f0e-2c4a-4b7e-9a51-7d0c3e8b2a64} Name impactCalendarGuard"
 
 
-class _Watched:
-    """A urllib3 connection whose socket is under the request's deadline (``http_limits.watch``)."""
-
-    def _new_conn(self):
-        sock = super()._new_conn()
-        http_limits.watch(sock)
-        return sock
-
-    def request(self, *args, **kwargs):  # pylint: disable=signature-differs
-        http_limits.watch(self.sock)  # a kept-alive connection: under this request's deadline
-        return super().request(*args, **kwargs)
-
-
-class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
 class BoundedAdapter(HTTPAdapter):
     """Graph requests under ``http_limits``: a total ``deadline`` per request (each hop of a
     redirect), whatever the per-read timeout, and bodies (a redirect's too) read up to
@@ -86,7 +55,7 @@ class BoundedAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args, **kwargs):
         result = super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(guarded_http.WATCHED_POOLS)
         return result
 
     def send(self, request, stream=False, **kwargs):  # pylint: disable=arguments-differ
