@@ -121,18 +121,27 @@ class GuardedSession(requests.Session):
         """Check, pin and send one request; its body is read (bounded) before returning.
         Raises HostNotAllowed before any socket is opened for a refused URL."""
         self._adapter.pin(self.guard.check(request.url))
-        with http_limits.Deadline(self.deadline) as deadline:
-            try:
-                response = self._adapter.send(
-                    request, stream=True, timeout=kwargs.get("timeout"),
-                    verify=kwargs.get("verify", True), cert=kwargs.get("cert"),
-                )
-            except requests.RequestException:
-                if deadline.expired:
-                    raise http_limits.DeadlineExceeded(f"no answer within {deadline.seconds} s") from None
-                raise
-            http_limits.read_bounded(response, self.max_bytes, deadline)
-        return response
+        return send_bounded(
+            lambda: self._adapter.send(
+                request, stream=True, timeout=kwargs.get("timeout"),
+                verify=kwargs.get("verify", True), cert=kwargs.get("cert"),
+            ),
+            self.max_bytes, self.deadline,
+        )
+
+
+def send_bounded(send, max_bytes, seconds):
+    """``send()`` (a streamed requests send) under a ``seconds`` deadline, its body read up to
+    ``max_bytes`` before returning; a request cut by the deadline raises DeadlineExceeded."""
+    with http_limits.Deadline(seconds) as deadline:
+        try:
+            response = send()
+        except requests.RequestException:
+            if deadline.expired:
+                raise http_limits.DeadlineExceeded(f"no answer within {deadline.seconds} s") from None
+            raise
+        http_limits.read_bounded(response, max_bytes, deadline)
+    return response
 
 
 def request(session, method, url, max_redirects=MAX_REDIRECTS, **kwargs):

@@ -59,15 +59,9 @@ class BoundedAdapter(HTTPAdapter):
         return result
 
     def send(self, request, stream=False, **kwargs):  # pylint: disable=arguments-differ
-        with http_limits.Deadline(self.deadline) as deadline:
-            try:
-                response = super().send(request, stream=True, **kwargs)
-            except requests.RequestException:
-                if deadline.expired:
-                    raise http_limits.DeadlineExceeded(f"no answer within {deadline.seconds} s") from None
-                raise
-            http_limits.read_bounded(response, self.max_bytes, deadline)
-        return response
+        return guarded_http.send_bounded(
+            lambda: super(BoundedAdapter, self).send(request, stream=True, **kwargs), self.max_bytes, self.deadline
+        )
 
 
 def bounded_session(config):
