@@ -68,6 +68,7 @@ import contextlib
 import json
 import os
 import platform
+import pstats
 import re
 import signal
 import statistics
@@ -416,6 +417,24 @@ timed(L, "_defer", "defer_collect_ids")
 timed(calendar_event.CalendarEvent, "_impact_scope_fields", "event_write_scope_fields")
 timed(ir_cron.ir_cron, "_trigger", "cron_trigger_row")
 timed(ir_cron.ir_cron, "_notifydb", "postcommit_notify_postgres_db")
+# The cron thread as a whole (Odoo's scheduling included): its CPU per run of the scheduler, and
+# a cProfile of it (thread CPU time) written to $BENCH_CRON_PROFILE every few runs.
+import cProfile, os
+_cron_prof = cProfile.Profile(time.thread_time)
+_cron_runs = [0]
+_process_jobs = ir_cron.ir_cron.__dict__["_process_jobs"].__func__
+def process_jobs(cls, db_name):
+    t0 = time.thread_time()
+    _cron_prof.enable()
+    try:
+        return _process_jobs(cls, db_name)
+    finally:
+        _cron_prof.disable()
+        _log.info("PROF %s cron_thread_cpu %.4f", _thread(), (time.thread_time() - t0) * 1000)
+        _cron_runs[0] += 1
+        if os.environ.get("BENCH_CRON_PROFILE"):
+            _cron_prof.dump_stats(os.environ["BENCH_CRON_PROFILE"])
+ir_cron.ir_cron._process_jobs = classmethod(process_jobs)
 from odoo.cli.server import main
 main(argv)
 '''
@@ -882,6 +901,10 @@ def profile(odoo, args, db, port, world):
           "sum over the booking's 3 RPCs)", flush=True)
     for mode in ("paused", "live"):
         set_push_cron(db, mode == "live")
+        cron_profile = f"/tmp/{db}_{mode}_cron.prof"
+        os.environ["BENCH_CRON_PROFILE"] = cron_profile
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(cron_profile)
         proc = start_server(odoo, db, port, log_path, profile=True)  # threaded: prefork's gevent child needs odoo-bin
         try:
             wait_ready(port, log_path, time.time() + 120)
@@ -914,6 +937,10 @@ def profile(odoo, args, db, port, world):
             if op in stats:
                 q, s, o = stats[op]
                 print(f"   server log {op:<15} {q:4.0f} queries, SQL {s:6.2f} ms, other {o:6.2f} ms")
+        if mode == "live" and os.path.exists(cron_profile):
+            # warm-up included: read the top of the cron thread's CPU, not its total per booking
+            print(f"   cron thread, cProfile (thread CPU, warm-up included): {cron_profile}")
+            pstats.Stats(cron_profile, stream=sys.stdout).sort_stats("cumulative").print_stats(35)
     set_push_cron(db, True)
     return out
 

@@ -347,6 +347,7 @@ class Storm:
         self.lock = threading.Lock()
         self.writes = 0
         self.write_errors = []
+        self.login_errors = []
         self.faults = []
         self.kills = 0
 
@@ -358,8 +359,12 @@ class Storm:
         version = 0
         while not self.stop.is_set():
             self.server_up.wait()
+            if rpc is None:
+                rpc = self.login()
+                if rpc is None:
+                    self.stop.wait(0.5)
+                    continue
             try:
-                rpc = rpc or Rpc(self.world.base, self.world.database, "admin")
                 event_id = rng.choice(mine)
                 version += 1
                 rpc.call("calendar.event", "write", [[event_id], self.change(rng, event_id, version)],
@@ -372,6 +377,18 @@ class Storm:
                     with self.lock:
                         self.write_errors.append(str(exc)[:300])
             self.stop.wait(rng.uniform(0.05, 0.6))
+
+    def login(self):
+        """A writer's session, or None. A refused login is not a refused write: it is retried
+        (and counted). Seen: CPython 3.11's ``ast.parse`` is not thread-safe (gh-106905), and a
+        fresh server's first requests parse manifests while its cron thread compiles too."""
+        try:
+            return Rpc(self.world.base, self.world.database, "admin")
+        except Exception as exc:  # pylint: disable=broad-except
+            if self.server_up.is_set() and not self.stop.is_set() and "Connection" not in str(exc):
+                with self.lock:
+                    self.login_errors.append(str(exc)[:300])
+            return None
 
     def change(self, rng, event_id, version):
         teacher_partner = next(p for _p, (uid, p) in self.world.teachers.items()
@@ -506,7 +523,7 @@ def soak(args):
     for _provider, kind, _times in storm.faults:
         kinds[kind] = kinds.get(kind, 0) + 1
     booked = sum(len(classes) for classes in want.values())
-    print(f"writes: {storm.writes} ({len(storm.write_errors)} refused)")
+    print(f"writes: {storm.writes} ({len(storm.write_errors)} refused; {len(storm.login_errors)} logins retried)")
     print(f"faults: {len(storm.faults)} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})")
     print(f"kills: {storm.kills} (SIGKILL, then restart)")
     print(f"booked at the end: {booked} of {len(world.classes)} classes")
