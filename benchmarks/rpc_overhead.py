@@ -331,8 +331,9 @@ def set_push_cron(db, active):
 
 
 def queue_state(db):
-    return pg_one(db, "SELECT count(*) FILTER (WHERE dirty), count(*) FILTER (WHERE state = 'synced'), count(*) "
-                      "FROM impact_calendar_link")
+    """(links or changes still to push, synced links, links)"""
+    return pg_one(db, "SELECT count(*) FILTER (WHERE dirty) + (SELECT count(*) FROM impact_calendar_change), "
+                      "count(*) FILTER (WHERE state = 'synced'), count(*) FROM impact_calendar_link")
 
 
 def cpu_seconds(server_pid, db):
@@ -608,14 +609,18 @@ def run_block(client, slots, size, think):
     return out
 
 
-def measure(clients, slots, args, run_index):
-    """Alternating blocks, case after case; returns {case: {server: [booking times]}}."""
+def measure(clients, slots, args, run_index, settle=None):
+    """Alternating blocks, case after case; returns {case: {server: [booking times]}}.
+    ``settle``: called before each block (live: until the ON server has pushed what came before,
+    so that its pushes run beside neither server's timed requests)."""
     samples = {case: {name: [] for name in pair} for case, pair in clients.items()}
     order = ["OFF", "ON"]
     for block in range(args.blocks):
         sequence = order if (block + run_index) % 2 == 0 else order[::-1]
         for case, pair in clients.items():
             for name in sequence:
+                if settle:
+                    settle()
                 samples[case][name] += run_block(pair[name], slots, args.block, args.think_ms / 1000)
     return samples
 
@@ -819,7 +824,8 @@ def benchmark(odoo, args, emulator, dbs, ports, logs, worlds):
                 queue_before = queue_state(dbs[1])
                 pushed_before = emulator.event_count(f"{LOGIN}@example.com")
                 cpu_before = {name: cpu_seconds(procs[name].pid, db) for name, db in zip(("OFF", "ON"), dbs)}
-                samples = measure(clients, slots, args, run)
+                settle = (lambda: wait_drained(dbs[1])) if mode == "live" else None
+                samples = measure(clients, slots, args, run, settle)
                 drained = wait_drained(dbs[1]) if mode == "live" else None
                 cpu = {name: cpu_spent(cpu_before[name], cpu_seconds(procs[name].pid, db))
                        for name, db in zip(("OFF", "ON"), dbs)}

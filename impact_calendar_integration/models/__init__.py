@@ -12,3 +12,4 @@ from . import res_groups
 from . import impact_calendar_feed
 from . import res_users_feed
 from . import ir_cron
+from . import ir_http

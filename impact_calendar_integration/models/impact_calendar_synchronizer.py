@@ -14,7 +14,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from .. import compat, cron_wakeup
-from ..sync import engine, outbox, payload, policy
+from ..sync import engine, outbox, pacing, payload, policy
 from ..sync.outcomes import Kind
 from ..sync.providers.base import CREATE
 from ..sync.vault import VaultKeyError
@@ -32,12 +32,11 @@ RECORD_ATTEMPTS = 3  # a recording that conflicts is recorded again, then its cl
 # RUN_GAP and at most MAX_GAP. The commits that come meanwhile are pushed together, after the
 # requests instead of beside them; in a burst the same run waits and pushes them (for at most
 # BURST_RUN seconds), since Odoo's scheduling of a run costs more than the push of one class.
-# MAX_GAP bounds the wait: a change made MAX_GAP or more after the last push goes out at once,
-# whatever came before. Three seconds let a round of a busy server carry some ten classes, whose
-# reads and requests go out together, instead of three (benchmarks/README.md §4f); a class
-# changed in a burst appears a few seconds later, an isolated change at once.
+# MAX_GAP stays under a second: a change made a second or more after the last push goes out as
+# soon as the server's requests leave a quiet moment (sync/pacing.py: at once on an idle server,
+# within MAX_YIELD seconds on one that never pauses), whatever came before.
 RUN_GAP = 0.25
-MAX_GAP = 3.0
+MAX_GAP = 0.9
 WORKER_SHARE = 0.02
 BURST_RUN = 5.0
 # (database, thread) -> (time.monotonic() and time.thread_time() when it last caught up, gap)
@@ -117,6 +116,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         wait = gap - (time.monotonic() - ended)
         if wait > 0:
             time.sleep(wait)  # lets a burst of commits gather; the server's other threads run
+        pacing.ACTIVITY.wait_quiet()
 
     @api.model
     def _burst_goes_on(self, started, cpu_started):

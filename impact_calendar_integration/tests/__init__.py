@@ -13,6 +13,8 @@ from . import test_caldav_sync
 from . import test_cron_wakeup
 from . import test_poison_pill
 from . import test_wizard_security
+from . import test_request_activity
 from . import test_feed_logs
 from . import test_departed_users
 from . import test_recovery
+from . import test_request_activity
