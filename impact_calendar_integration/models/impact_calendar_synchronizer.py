@@ -112,6 +112,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     def _keep_run_gap(self):
         if compat.testing():
             return
+        self._commit()  # no transaction stays open across the wait
         ended, _cpu, gap = _pace.get((self.env.cr.dbname, threading.get_ident()), (0.0, 0.0, RUN_GAP))
         wait = gap - (time.monotonic() - ended)
         if wait > 0:
@@ -127,7 +128,6 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         in_burst = self._pace_next_run(cpu_started)
         if compat.testing() or not in_burst or time.monotonic() - started > BURST_RUN:
             return False
-        self._commit()  # no transaction stays open across the wait
         self._keep_run_gap()
         return outbox.has_changes(self.env.cr)  # a new snapshot: what was committed meanwhile
 
