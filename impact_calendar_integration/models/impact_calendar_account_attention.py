@@ -50,9 +50,10 @@ class ImpactCalendarAccount(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         # A connection is made by code for its user: no "created" note, no follower of our own.
-        return super(
+        accounts = super(
             ImpactCalendarAccount, self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True)
         ).create(vals_list)
+        return accounts.with_env(self.env)
 
     # -- evaluation ---------------------------------------------------------------------------
     @api.model

@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+# pylint: disable=consider-merging-classes-inherited  # apart on purpose: the attention feature in files of its own
 from odoo import fields, models
 
 from ..sync.attention import DEFAULT_HOURS

@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+# pylint: disable=consider-merging-classes-inherited  # apart on purpose: the attention feature in files of its own
 from odoo import api, fields, models
 
 from .impact_calendar_account_attention import ATTENTION_REASONS
