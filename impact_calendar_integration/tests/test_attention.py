@@ -125,7 +125,9 @@ class TestAttention(SyncCase):
         )
         self.env["impact.calendar.link"].invalidate_model()
         self.assertEqual(self.push(), 0, "nothing is due: no round evaluates the account")
-        self.env.ref("impact_calendar_integration.ir_cron_attention").method_direct_trigger()
+        cron = self.env.ref("impact_calendar_integration.ir_cron_attention")
+        self.assertEqual((cron.active, cron.interval_number, cron.interval_type), (True, 1, "hours"))
+        cron.ir_actions_server_id.run()  # the scheduled action's code, in this transaction
         self.assertEqual(self.account.attention_reason, attention.FAILING)
         self.assertEqual(len(self.activities()), 1)
 
