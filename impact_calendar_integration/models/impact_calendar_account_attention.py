@@ -25,14 +25,17 @@ ATTENTION_REASONS = [
 class ImpactCalendarAccount(models.Model):
     _name = "impact.calendar.account"
     _inherit = ["impact.calendar.account", "mail.thread", "mail.activity.mixin"]
+    # Nobody writes an account through the ORM (every field is read-only, no write ACL): who may
+    # read it (its user, managers) may discuss it and schedule activities on it.
+    _mail_post_access = "read"
 
     attention_reason = fields.Selection(
-        ATTENTION_REASONS, readonly=True, copy=False,
+        ATTENTION_REASONS, "Attention", readonly=True, copy=False,
         help="Why the connection needs its user: set when it is paused for a reconnect, or when a "
         "class has failed to push for longer than the threshold in Settings; cleared by itself "
         "once pushes succeed again.",
     )
-    needs_attention = fields.Boolean(compute="_compute_needs_attention", store=True, index=True)
+    needs_attention = fields.Boolean("Needs attention", compute="_compute_needs_attention", store=True, index=True)
     attention_since = fields.Datetime("Needs attention since", readonly=True, copy=False)
     attention_message = fields.Char("What to do", compute="_compute_attention_message")
 

@@ -213,11 +213,14 @@ class TestAttention(SyncCase):
         with self.assertRaises(AccessError):
             activity.with_user(self.member).read(["note"])
         self.assertFalse(self.env["mail.activity"].with_user(self.member).search([("id", "=", activity.id)]))
+        with self.assertRaises(AccessError):
+            other.browse(self.account.id).message_post(body="hello")
         seen = self.instructor.with_user(self.member)
         self.assertEqual((seen.impact_calendar_attention_reason, seen.impact_calendar_attention_message), (False, False))
         # The instructor herself reads her activity and the account it points to.
         activity.with_user(self.instructor).read(["note", "res_id"])
         self.account.with_user(self.instructor).read(["attention_reason", "attention_message"])
+        self.account.with_user(self.manager).message_post(body="We are looking into it.")
 
     def test_disconnecting_removes_the_activity(self):
         event = self.failing_class()
