@@ -12,7 +12,7 @@
     "development_status": "Beta",
     "application": False,
     "installable": True,
-    "depends": ["calendar"],
+    "depends": ["calendar", "mail"],
     "external_dependencies": {
         "python": ["google-api-python-client", "msal", "requests", "cryptography", "icalendar"],
     },
@@ -30,6 +30,8 @@
         "views/res_users_feed_views.xml",
         "views/res_config_settings_views.xml",
         "views/impact_calendar_menus.xml",
+        "data/impact_calendar_attention_data.xml",
+        "views/impact_calendar_attention_views.xml",
     ],
     "demo": [
         "demo/impact_calendar_demo.xml",

@@ -28,6 +28,7 @@ CREATE TABLE impact_calendar_link (
     attempts integer DEFAULT 0,
     next_try timestamp,
     last_error varchar,
+    first_failed_at timestamp,
     last_push_at timestamp,
     claimed_until timestamp,
     claim_token varchar,

@@ -197,6 +197,53 @@ def test_rejected_is_kept_but_not_retried(schema):
     assert (dirty, state) == (False, "rejected")
 
 
+def _failed_since(schema, link_id):
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        cr.execute("SELECT first_failed_at FROM impact_calendar_link WHERE id = %s", (link_id,))
+        value = cr.fetchone()[0]
+    conn.close()
+    return value
+
+
+def _record(schema, token, finish, *args):
+    """Claim the (one) link as ``token`` and record ``finish`` for it, committed."""
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        cr.execute("UPDATE impact_calendar_link SET next_try = NULL")
+        [(link_id, seq)] = outbox.claim(cr, token)
+        finish(cr, link_id, token, seq, *args)
+    conn.commit()
+    conn.close()
+    return link_id
+
+
+def test_first_failure_is_kept_across_retries_and_cleared_by_a_success(schema):
+    """``first_failed_at``: set by the first failure after a success, kept by the retries and
+    the pauses that follow, cleared by the success."""
+    insert_links(schema, 1)
+    link_id = _record(schema, "W1", outbox.finish_retry, 30, "503 Service Unavailable")
+    first = _failed_since(schema, link_id)
+    assert first is not None, "a failure records when the link started failing"
+    _record(schema, "W2", outbox.finish_retry, 60, "503 again")
+    _record(schema, "W3", outbox.finish_paused, "invalid_grant")
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        outbox.mark_users(cr, [1], retry=True)  # the reconnect resumes it
+    conn.commit()
+    conn.close()
+    assert _failed_since(schema, link_id) == first, "retries and pauses keep the first failure's time"
+    _record(schema, "W4", outbox.finish_done, "ext-1", "hash", 0)
+    assert _failed_since(schema, link_id) is None, "a success clears it"
+    conn = connect(schema)
+    with conn.cursor() as cr:
+        cr.execute("UPDATE impact_calendar_link SET dirty = true")
+    conn.commit()
+    conn.close()
+    _record(schema, "W6", outbox.finish_retry, 30, "timeout")
+    assert _failed_since(schema, link_id) > first, "the next failure after a success starts a new count"
+
+
 def test_the_test_tables_mirror_the_models():
     """tests/pg.py copies the ORM's tables by hand: every stored field of the models is there."""
     import ast  # pylint: disable=import-outside-toplevel

@@ -1,4 +1,5 @@
 from . import impact_calendar_account
+from . import impact_calendar_account_attention
 from . import impact_calendar_change
 from . import impact_calendar_credential
 from . import impact_calendar_link
@@ -13,3 +14,5 @@ from . import impact_calendar_feed
 from . import res_users_feed
 from . import ir_cron
 from . import ir_http
+from . import res_users_attention
+from . import res_config_settings_attention

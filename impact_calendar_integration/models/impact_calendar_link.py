@@ -94,6 +94,11 @@ class ImpactCalendarLink(models.Model):
     attempts = fields.Integer(readonly=True)
     next_try = fields.Datetime(readonly=True)
     last_error = fields.Char(readonly=True)
+    first_failed_at = fields.Datetime(
+        "Failing since", readonly=True, copy=False,
+        help="When the first failure since the last successful push was recorded; kept across "
+        "retries, cleared by a success.",
+    )
     last_push_at = fields.Datetime(readonly=True)
     claimed_until = fields.Datetime(readonly=True)
     claim_token = fields.Char(readonly=True)

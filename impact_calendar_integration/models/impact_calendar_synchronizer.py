@@ -194,6 +194,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         self.env["impact.calendar.link"].invalidate_model()
         self._commit(read_committed=True)
         self.env["impact.calendar.account"].browse([a.id for a in by_account])._finish_disconnect_if_done()
+        self.env["impact.calendar.account"].browse([a.id for a in by_account])._update_attention()
         self._commit()
         return len(claimed)
 

@@ -246,6 +246,11 @@ def record(cr, link_id, token, seq, transition):
     raise ValueError(f"unknown transition {kind!r}")
 
 
+# A failure keeps the time of the first one since the last success (``first_failed_at``), which
+# tells how long a link has been failing (the account's attention state); a success clears it.
+FAILED_SINCE = "first_failed_at = coalesce(first_failed_at, now() AT TIME ZONE 'UTC')"
+
+
 def _finish(cr, link_id, token, seq, assignments, params):
     """Apply a result if we still hold the claim; clean the link unless it changed meanwhile."""
     params = dict({"wait": None}, **params, id=link_id, token=token, seq=seq)
@@ -276,7 +281,7 @@ def finish_done(cr, link_id, token, seq, external_id, pushed_hash, generation, c
         seq,
         "external_id = %(external_id)s, external_calendar = %(calendar)s,"
         " pushed_hash = %(hash)s, generation = %(generation)s,"
-        " state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL,"
+        " state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL, first_failed_at = NULL,"
         " last_push_at = (now() AT TIME ZONE 'UTC')",
         {
             "external_id": external_id,
@@ -299,7 +304,8 @@ def finish_created_unverified(cr, link_id, token, seq, external_id, generation, 
         token,
         seq,
         "external_id = %(external_id)s, external_calendar = %(calendar)s, pushed_hash = NULL,"
-        " generation = %(generation)s, state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL",
+        " generation = %(generation)s, state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL,"
+        " first_failed_at = NULL",
         {"external_id": external_id, "calendar": calendar, "generation": generation, "state": PENDING, "clean_dirty": True},
     )
 
@@ -329,7 +335,7 @@ def finish_retry(cr, link_id, token, seq, delay, message, reason=WAIT_BACKOFF):
         seq,
         "state = %(state)s, attempts = attempts + 1,"
         " next_try = (now() AT TIME ZONE 'UTC') + make_interval(secs => %(delay)s),"
-        " last_error = %(message)s",
+        " last_error = %(message)s, " + FAILED_SINCE,
         {"delay": delay, "message": message, "state": RETRYING, "clean_dirty": True, "wait": reason},
     )
 
@@ -341,7 +347,7 @@ def finish_rejected(cr, link_id, token, seq, message):
         link_id,
         token,
         seq,
-        "state = %(state)s, attempts = attempts + 1, next_try = NULL, last_error = %(message)s",
+        "state = %(state)s, attempts = attempts + 1, next_try = NULL, last_error = %(message)s, " + FAILED_SINCE,
         {"message": message, "state": REJECTED, "clean_dirty": False},
     )
 
@@ -353,7 +359,7 @@ def finish_paused(cr, link_id, token, seq, message):
         link_id,
         token,
         seq,
-        "state = %(state)s, last_error = %(message)s",
+        "state = %(state)s, last_error = %(message)s, " + FAILED_SINCE,
         {"message": message, "state": PAUSED, "clean_dirty": True},
     )
 

@@ -17,4 +17,4 @@ from . import test_request_activity
 from . import test_feed_logs
 from . import test_departed_users
 from . import test_recovery
-from . import test_request_activity
+from . import test_attention
