@@ -97,19 +97,32 @@ class ImpactCalendarAccount(models.Model):
                     cutoff=cutoff,
                     calendar_missing=account.destination == DEDICATED and not account.calendar_id,
                 )
-            if (reason or False) == account.attention_reason:
+            if (reason or False) == account.attention_reason or not account._attention_change(reason):
                 continue
-            started = not account.attention_reason
-            account.write({
-                "attention_reason": reason or False,
-                "attention_since": (fields.Datetime.now() if started else account.attention_since) if reason else False,
-            })
             if reason:
                 _logger.info("Calendar account %s needs attention: %s", account.id, reason)
                 account._attention_activity_show()
             else:
                 _logger.info("Calendar account %s no longer needs attention", account.id)
                 account._attention_activity_close()
+
+    def _attention_change(self, reason):
+        """Record the new reason (None: no attention) unless another worker just did: one
+        statement at READ COMMITTED, so that of two workers evaluating the account at once only
+        one makes the change, and only that one creates or closes the activity."""
+        self.ensure_one()
+        self.flush_recordset()
+        self.env.cr.execute(
+            """UPDATE impact_calendar_account
+                  SET attention_reason = %(reason)s, needs_attention = %(reason)s IS NOT NULL,
+                      attention_since = CASE WHEN %(reason)s IS NULL THEN NULL
+                                             ELSE coalesce(attention_since, now() AT TIME ZONE 'UTC') END,
+                      write_date = now() AT TIME ZONE 'UTC', write_uid = %(uid)s
+                WHERE id = %(id)s AND attention_reason IS DISTINCT FROM %(reason)s""",
+            {"reason": reason, "id": self.id, "uid": self.env.uid},
+        )
+        self.invalidate_recordset(["attention_reason", "needs_attention", "attention_since", "write_date", "write_uid"])
+        return self.env.cr.rowcount == 1
 
     @api.model
     def _cron_update_attention(self):

@@ -182,6 +182,16 @@ class TestAttention(SyncCase):
         self.assertEqual(self.activities(), activity, "the same activity, its text updated")
         self.assertIn("Reconnect", activity.note)
 
+    def test_only_one_of_two_evaluations_makes_the_change(self):
+        """Two workers evaluating the account at once: the second finds the change made (its
+        guarded UPDATE matches nothing) and leaves the activity to the first."""
+        self.assertTrue(self.account._attention_change(attention.FAILING))
+        self.assertFalse(self.account._attention_change(attention.FAILING), "already made")
+        self.assertEqual((self.account.needs_attention, self.account.attention_reason), (True, attention.FAILING))
+        self.assertTrue(self.account.attention_since)
+        self.assertTrue(self.account._attention_change(None))
+        self.assertEqual((self.account.needs_attention, self.account.attention_since), (False, False))
+
     # -- who sees it ------------------------------------------------------------------------
     def test_managers_find_it_with_the_needs_attention_filter(self):
         calm = self.connect(self.member, f"{self.member.login}@example.com")
