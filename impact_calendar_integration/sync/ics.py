@@ -54,7 +54,7 @@ def event_fields(snapshot):
 
     Raises ``payload.PayloadError`` when the class has no usable times.
     """
-    start, stop = payload._check_times(snapshot)  # pylint: disable=protected-access
+    start, stop = payload.check_times(snapshot)
     modified = _utc_naive(snapshot.modified) or SEQUENCE_EPOCH
     fields = {
         "summary": snapshot.name,
