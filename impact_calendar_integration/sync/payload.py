@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 #: private marker that an external event is ours (the key or name of a provider's own property)
 MARKER_KEY = "impactCalendar"

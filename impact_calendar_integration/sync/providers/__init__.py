@@ -73,7 +73,8 @@ class Provider:
     service: a token and the status ``"sync_active"`` mean Odoo already pushes the user's events.
     ``revocation``: what a disconnect does to the grant (``REVOKED``, ``USER_REMOVES_APP``,
     ``USER_DELETES_PASSWORD``). ``consent_pages``: where a user removes the app's access
-    themself (``USER_REMOVES_APP``). ``sequence``: the order of the entries in every list.
+    themself (``USER_REMOVES_APP``). ``redirect_uri_label``: the Settings label of the OAuth
+    redirect URI. ``sequence``: the order of the entries in every list.
     """
 
     name: str
@@ -96,6 +97,7 @@ class Provider:
     create_sends_current_body: bool = False
     native_sync: tuple = (None, None)
     consent_pages: tuple = ()
+    redirect_uri_label: str = None
     sequence: int = 100
 
     def scopes_for(self, destination):
@@ -178,11 +180,14 @@ def endpoint_settings():
 
 
 def discover(package=__name__, path=None):
-    """Import every provider package of ``package`` (sorted by name: a stable order)."""
+    """Import every provider package of ``package`` (sorted by name: a stable order) and
+    register its ``PROVIDER`` (again, if it was imported before and unregistered since)."""
     path = __path__ if path is None else path
     for info in sorted(pkgutil.iter_modules(path), key=lambda info: info.name):
         if info.ispkg:
-            importlib.import_module(f"{package}.{info.name}")
+            module = importlib.import_module(f"{package}.{info.name}")
+            if isinstance(getattr(module, "PROVIDER", None), Provider):
+                register(module.PROVIDER)
 
 
 discover()

@@ -8,6 +8,7 @@ token by itself. Every call maps to a typed ``Outcome``; nothing per-operation r
 One instance serves one account in one worker: httplib2 connections are not thread-safe.
 """
 
+from . import quiet_imports  # noqa: F401  first: before google-api-core loads  # pylint: disable=unused-import
 import http.client
 import json
 import logging
@@ -510,6 +511,7 @@ PROVIDER = register(Provider(
     build_body=build_body,
     client_id=deterministic_event_id,
     connect=OAUTH,
+    redirect_uri_label="Google redirect URI",
     start=_start,
     finish=_finish,
     revoke=_revoke,

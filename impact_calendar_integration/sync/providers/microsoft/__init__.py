@@ -444,6 +444,7 @@ PROVIDER = register(Provider(
     build_body=build_body,
     client_id=transaction_id,
     connect=OAUTH,
+    redirect_uri_label="Microsoft redirect URI",
     start=_start,
     finish=_finish,
     # Microsoft offers no revocation of one delegated refresh token: erasing it is all.
