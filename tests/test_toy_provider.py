@@ -32,13 +32,15 @@ def snapshot(students=1, name="Pottery"):
 def test_discovered_from_its_folder_after_the_others(toy):
     assert [name for name, _label in providers.choices()] == ["google", "microsoft", "caldav", "toy"]
     assert toy.connect == providers.OAUTH and toy.revocation_kind() == providers.USER_REMOVES_APP
-    assert [toy.setting_field(s) for s in toy.settings] == ["impact_calendar_toy_api_key", "impact_calendar_toy_endpoint"]
-    assert [toy.setting_key(s) for s in toy.settings] == ["impact_calendar.toy_api_key", "impact_calendar.toy_endpoint"]
+    assert [toy.setting_field(s) for s in toy.settings] == [
+        "impact_calendar_toy_client_id", "impact_calendar_toy_client_secret", "impact_calendar_toy_endpoint",
+    ]
+    assert [toy.setting_key(s) for s in toy.settings][-1] == "impact_calendar.toy_endpoint"
 
 
 def test_settings_default_once_and_an_undeclared_url_is_checked(toy):
-    config = toy.config({"impact_calendar.toy_api_key": "k"}.get)
-    assert (config.api_key, config.endpoint) == ("k", "https://toy.example/api"), "the default of the config class"
+    config = toy.config({"impact_calendar.toy_client_id": "k"}.get)
+    assert (config.client_id, config.client_secret, config.endpoint) == ("k", "", "https://toy.example/api"), "the default"
     assert toy.config_problems(config) == []
     unsafe = toy.config({"impact_calendar.toy_endpoint": "http://toy.example/api"}.get)
     assert toy.config_problems(unsafe) == ["http://toy.example/api must use https (plain http only on this machine's loopback)"]
@@ -50,7 +52,7 @@ def test_consent_flow_from_the_declaration(toy):
     url, pending = toy.start(config, "https://odoo.test/impact_calendar/oauth/toy/callback", "st", toy.scopes_for("main"))
     assert url.startswith("https://toy.example/api/consent?state=st") and pending == {"asked": ["calendar"]}
     tokens, email = toy.finish(config, pending, {"code": "ann"}, "https://odoo.test/cb")
-    assert (tokens.access_token, email) == ("ann", "ann@toy.example")
+    assert (tokens.access_token, tokens.extra, email) == ("at-ann", {"mailbox": "ann"}, "ann@toy.example")
 
 
 def test_a_booking_pushes_through_the_engine_into_the_toy_store(toy):

@@ -11,7 +11,8 @@ class TokenSet:
     ``refresh_token``, ``expires_at`` in epoch seconds), or a serialized token cache that holds
     a rotating refresh token (``msal_cache``, ``account_id``), or a server and an app-specific
     password (``server_url``, ``username``, ``password``; ``calendar_home`` and ``calendar_url``
-    found at connect time).
+    found at connect time). ``extra``: whatever else a provider keeps (JSON values, secrets
+    included), so that a new provider needs no new field here.
     """
 
     # repr=False: a TokenSet in a log line or traceback must not print the secrets.
@@ -25,3 +26,4 @@ class TokenSet:
     password: str = field(default=None, repr=False)
     calendar_home: str = None
     calendar_url: str = None
+    extra: dict = field(default=None, repr=False)

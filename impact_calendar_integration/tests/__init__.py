@@ -16,3 +16,4 @@ from . import test_wizard_security
 from . import test_feed_logs
 from . import test_departed_users
 from . import test_recovery
+from . import test_provider_folders

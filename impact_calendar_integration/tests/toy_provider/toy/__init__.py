@@ -15,7 +15,8 @@ STORE = {}
 
 @dataclass(frozen=True)
 class ToyConfig:
-    api_key: str
+    client_id: str
+    client_secret: str
     # Not declared an endpoint on purpose: a setting holding a URL is checked all the same.
     endpoint: str = "https://toy.example/api"
 
@@ -25,7 +26,7 @@ class ToyClient(ProviderClient):
 
     def __init__(self, config, tokens, on_tokens=None):
         self.config = config
-        self.events = STORE.setdefault(tokens.access_token, {})
+        self.events = STORE.setdefault(tokens.extra["mailbox"], {})
 
     def _push_chunk(self, chunk):
         return {op.key: self._push_one(op) for op in chunk}
@@ -62,7 +63,8 @@ def start(config, redirect_uri, state, scopes=()):
 def finish(config, pending, params, redirect_uri):
     if not params.get("code"):
         raise ConnectError("The toy service said no.")
-    return TokenSet(access_token=params["code"]), f"{params['code']}@toy.example"
+    # What only this provider keeps goes into ``extra``: TokenSet needs no new field for it.
+    return TokenSet(access_token=f"at-{params['code']}", extra={"mailbox": params["code"]}), f"{params['code']}@toy.example"
 
 
 PROVIDER = register(Provider(
@@ -70,7 +72,11 @@ PROVIDER = register(Provider(
     label="Toy Calendar",
     sequence=90,
     config_class=ToyConfig,
-    settings=(Setting("api_key", "Toy API key", secret=True), Setting("endpoint", "Toy endpoint", advanced=True)),
+    settings=(
+        Setting("client_id", "Toy client ID"),
+        Setting("client_secret", "Toy client secret", secret=True),
+        Setting("endpoint", "Toy endpoint", advanced=True),
+    ),
     client_class=ToyClient,
     build_body=build_body,
     client_id=client_id,
