@@ -47,7 +47,9 @@ class TestProviderFolders(HttpCase):
         self.addCleanup(providers.REGISTRY.pop, "toy", None)
         # Settings: its fields come from its declaration (the next registry build adds them).
         generated = _provider_fields()
-        self.assertEqual(generated["impact_calendar_toy_endpoint"].config_parameter, "impact_calendar.toy_endpoint")
+        endpoint = generated["impact_calendar_toy_endpoint"]
+        given = getattr(endpoint, "args", None) or endpoint._args__  # unbound field: 18.0 / 19.0 name
+        self.assertEqual(given["config_parameter"], "impact_calendar.toy_endpoint")
         self.assertIn("impact_calendar_toy_redirect_uri", generated)
         # Preferences: the connect route knows it, checks its settings and sends the user to it.
         params = self.env["ir.config_parameter"].sudo()
