@@ -48,8 +48,9 @@ from impact_calendar_integration.tests.emulators import tls
 from impact_calendar_integration.tests.emulators.google import GoogleEmulator
 from impact_calendar_integration.tests.emulators.microsoft import MicrosoftEmulator
 
-from impact_calendar_integration.sync import oauth_microsoft
-from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig
+from impact_calendar_integration.sync.providers.microsoft import oauth as oauth_microsoft
+from impact_calendar_integration.sync.providers.google.config import GoogleConfig
+from impact_calendar_integration.sync.providers.microsoft.config import MicrosoftConfig
 from impact_calendar_integration.sync import providers
 from impact_calendar_integration.sync.payload import ClassSnapshot
 from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation

@@ -189,8 +189,8 @@ class World:
         import requests  # pylint: disable=import-outside-toplevel
         from urllib.parse import parse_qsl, urlsplit  # pylint: disable=import-outside-toplevel
 
-        from impact_calendar_integration.sync import oauth_microsoft  # pylint: disable=import-outside-toplevel
-        from impact_calendar_integration.sync.config import MicrosoftConfig  # pylint: disable=import-outside-toplevel
+        from impact_calendar_integration.sync.providers.microsoft import oauth as oauth_microsoft  # pylint: disable=import-outside-toplevel
+        from impact_calendar_integration.sync.providers.microsoft.config import MicrosoftConfig  # pylint: disable=import-outside-toplevel
 
         email = "soak.microsoft@example.com"
         self.microsoft.seed_user(email)

@@ -40,7 +40,8 @@ from impact_calendar_integration.tests.emulators import calendar_page, tls  # no
 from impact_calendar_integration.tests.emulators.google import GoogleEmulator  # noqa: E402
 from impact_calendar_integration.tests.emulators.microsoft import MicrosoftEmulator  # noqa: E402
 from impact_calendar_integration.sync import engine, payload, providers  # noqa: E402
-from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig  # noqa: E402
+from impact_calendar_integration.sync.providers.google.config import GoogleConfig  # noqa: E402
+from impact_calendar_integration.sync.providers.microsoft.config import MicrosoftConfig  # noqa: E402
 
 ODOO_URL = "http://127.0.0.1:8069"  # only appears in redirect URIs and record links: never called
 NAMESPACE = "first-run-demo"  # stands for the database uuid in deterministic ids

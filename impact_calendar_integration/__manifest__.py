@@ -19,6 +19,8 @@
     "data": [
         "security/impact_calendar_security.xml",
         "security/ir.model.access.csv",
+        "providers/caldav/security/ir.model.access.csv",
+        "providers/caldav/security/caldav_security.xml",
         "data/ir_config_parameter.xml",
         "data/ir_cron.xml",
         "data/ir_actions.xml",
@@ -26,9 +28,13 @@
         "views/impact_calendar_account_views.xml",
         "views/impact_calendar_link_views.xml",
         "views/res_users_views.xml",
-        "wizards/impact_calendar_caldav_wizard_views.xml",
         "views/res_users_feed_views.xml",
         "views/res_config_settings_views.xml",
+        # Each provider's view fragments (the manifest may name providers).
+        "providers/google/views/google_views.xml",
+        "providers/microsoft/views/microsoft_views.xml",
+        "providers/caldav/views/caldav_views.xml",
+        "providers/caldav/views/impact_calendar_caldav_wizard_views.xml",
         "views/impact_calendar_menus.xml",
         "data/impact_calendar_attention_data.xml",
         "views/impact_calendar_attention_views.xml",

@@ -13,6 +13,8 @@ from impact_calendar_integration.sync import engine, ics, payload
 from impact_calendar_integration.sync.outcomes import ConnectError, Kind
 from impact_calendar_integration.sync.providers import caldav, get
 from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
+from impact_calendar_integration.sync.providers.google import body as google_body
+from impact_calendar_integration.sync.providers.microsoft import body as graph_body
 from impact_calendar_integration.tests.emulators.radicale_server import RadicaleServer
 
 USER, PASSWORD = "ann", "app-specific-pass"
@@ -361,7 +363,7 @@ def test_control_characters_never_reach_the_feed_nor_google_or_graph():
     body = ics.feed([(ics.event_fields(HOSTILE), ics.event_uid(NAMESPACE, 9, 42))], name="Classes\rX-EVIL:1")
     assert_one_clean_vevent(body)
     named = payload.ClassSnapshot(**{**HOSTILE.__dict__})
-    for provider_body in (payload.google_body(named), payload.graph_body(named)):
+    for provider_body in (google_body.build_body(named), graph_body.build_body(named)):
         text = json.dumps(provider_body, ensure_ascii=False)
         # the description's line breaks are ours ("\n" between its lines), nothing else is
         assert not re.search(r"[\x00-\x1f\x7f]", text.replace("\\n", "")), text

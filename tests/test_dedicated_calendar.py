@@ -5,8 +5,11 @@ import time
 
 import pytest
 
-from impact_calendar_integration.sync import oauth_google, providers
-from impact_calendar_integration.sync.config import DEDICATED, MAIN, GoogleConfig, MicrosoftConfig
+from impact_calendar_integration.sync import providers
+from impact_calendar_integration.sync.providers.google import oauth as oauth_google
+from impact_calendar_integration.sync.config import DEDICATED, MAIN
+from impact_calendar_integration.sync.providers.google.config import GoogleConfig
+from impact_calendar_integration.sync.providers.microsoft.config import MicrosoftConfig
 from impact_calendar_integration.sync.outcomes import Kind
 from impact_calendar_integration.sync.providers.base import CREATE, Operation
 from impact_calendar_integration.sync.tokens import TokenSet

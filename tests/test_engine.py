@@ -215,10 +215,11 @@ def test_registry_gives_each_provider_its_parts():
     for name, _label in providers.choices():
         provider = providers.get(name)
         assert provider.client_id("db", 1, 2, 0) == provider.client_id("db", 1, 2, 0) != provider.client_id("db", 1, 2, 1)
-        if not provider.start:  # no OAuth (CalDAV): a credential check instead, no app settings
-            assert callable(provider.check)
+        if provider.connect == providers.FORM:  # no OAuth (CalDAV): a credential check instead, no app id
+            assert callable(provider.check) and not provider.start
             continue
-        assert provider.settings[:2] == ("client_id", "client_secret")
+        assert provider.connect == providers.OAUTH and callable(provider.start) and callable(provider.finish)
+        assert [setting.name for setting in provider.settings[:2]] == ["client_id", "client_secret"]
         config = provider.config(lambda key: {f"impact_calendar.{name}_client_id": "cid"}.get(key, ""))
         assert config.client_id == "cid" and config.client_secret == "", "unset: empty, not a default"
 

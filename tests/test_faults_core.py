@@ -14,10 +14,12 @@ import pytest
 from impact_calendar_integration.tests.emulators import tls
 from impact_calendar_integration.tests.emulators.common import Response
 from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER, MicrosoftEmulator
-from impact_calendar_integration.sync import oauth_microsoft
-from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig
+from impact_calendar_integration.sync.providers.microsoft import oauth as oauth_microsoft
+from impact_calendar_integration.sync.providers.google.config import GoogleConfig
+from impact_calendar_integration.sync.providers.microsoft.config import MicrosoftConfig
 from impact_calendar_integration.sync import engine
-from impact_calendar_integration.sync.ids import deterministic_event_id, transaction_id
+from impact_calendar_integration.sync.providers.google.ids import deterministic_event_id
+from impact_calendar_integration.sync.providers.microsoft.ids import transaction_id
 from impact_calendar_integration.sync.outcomes import Kind, Outcome
 from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
 from impact_calendar_integration.sync.tokens import TokenSet

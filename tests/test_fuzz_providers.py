@@ -32,8 +32,10 @@ from hypothesis import strategies as st
 from pg import connect, outbox_schema
 
 from impact_calendar_integration.sync import engine, outbox, policy
-from impact_calendar_integration.sync.config import GoogleConfig, MicrosoftConfig
-from impact_calendar_integration.sync.ids import deterministic_event_id, transaction_id
+from impact_calendar_integration.sync.providers.google.config import GoogleConfig
+from impact_calendar_integration.sync.providers.microsoft.config import MicrosoftConfig
+from impact_calendar_integration.sync.providers.google.ids import deterministic_event_id
+from impact_calendar_integration.sync.providers.microsoft.ids import transaction_id
 from impact_calendar_integration.sync.outcomes import Kind, Outcome
 from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
 from impact_calendar_integration.sync.payload import ClassSnapshot
@@ -354,7 +356,7 @@ def graph_client(server, cap=CAP):
     import requests  # pylint: disable=import-outside-toplevel
     from urllib.parse import parse_qs, urlsplit  # pylint: disable=import-outside-toplevel
 
-    from impact_calendar_integration.sync import oauth_microsoft  # pylint: disable=import-outside-toplevel
+    from impact_calendar_integration.sync.providers.microsoft import oauth as oauth_microsoft  # pylint: disable=import-outside-toplevel
 
     config = MicrosoftConfig(**server.config_kwargs(), timeout=TIMEOUT, max_response_bytes=cap)
     flow = oauth_microsoft.start_flow(config, "https://odoo.test/cb", "state")

@@ -12,11 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from impact_calendar_integration.sync import oauth_google
-from impact_calendar_integration.sync.config import GOOGLE_SCOPES, GoogleConfig
-from impact_calendar_integration.sync.ids import deterministic_event_id, transaction_id
+from impact_calendar_integration.sync.providers.google import oauth as oauth_google
+from impact_calendar_integration.sync.providers.google.config import GOOGLE_SCOPES, GoogleConfig
+from impact_calendar_integration.sync.providers.google.ids import deterministic_event_id
+from impact_calendar_integration.sync.providers.microsoft.ids import transaction_id
 from impact_calendar_integration.sync.outcomes import AuthRevoked, Kind, ProviderError
-from impact_calendar_integration.sync.payload import ClassSnapshot, google_body
+from impact_calendar_integration.sync.payload import ClassSnapshot
+from impact_calendar_integration.sync.providers.google.body import build_body as google_body
 from impact_calendar_integration.sync.policy import retry_delay
 from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
 from impact_calendar_integration.sync.tokens import TokenSet

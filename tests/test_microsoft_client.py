@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from impact_calendar_integration.tests.emulators.microsoft import DEFAULT_USER
-from impact_calendar_integration.sync import oauth_microsoft
-from impact_calendar_integration.sync.config import MicrosoftConfig
+from impact_calendar_integration.sync.providers.microsoft import oauth as oauth_microsoft
+from impact_calendar_integration.sync.providers.microsoft.config import MicrosoftConfig
 from impact_calendar_integration.sync.outcomes import AuthRevoked, Kind
 from impact_calendar_integration.sync.providers.base import CREATE, DELETE, UPDATE, Operation
 from impact_calendar_integration.sync.providers.microsoft import GraphCalendarClient, parse_retry_after

@@ -1,6 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 """The private ICS feed: ``/impact_calendar/feed/<token>.ics``, polled without a session by
-Apple Calendar, Google ("From URL"), Thunderbird and others.
+any calendar app that subscribes to a calendar by its address.
 
 Every refusal is the same bare 404: a wrong, revoked or stopped feed cannot be told apart.
 Conditional GETs (``If-None-Match``, else ``If-Modified-Since``) get a 304 without a body.

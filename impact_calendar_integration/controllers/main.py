@@ -3,7 +3,7 @@
 
 The ``state`` is signed with the database secret and bound to the user, the session and the
 provider; it is single use (its nonce is popped from the session) and short-lived. Every check
-runs before the code is sent to the provider's token endpoint. Microsoft answers in query mode
+runs before the code is sent to the provider's token endpoint. Providers answer in query mode
 (a top-level GET): Odoo 18's session cookie has no SameSite attribute, so browsers treat it as
 Lax and a cross-site form_post would arrive without the session.
 """
@@ -85,7 +85,7 @@ def check_state(env, state, provider):
 
 class ImpactCalendarOAuth(http.Controller):
     def _check_access(self, provider):
-        if provider not in providers.REGISTRY or not providers.get(provider).start:
+        if provider not in providers.REGISTRY or providers.get(provider).connect != providers.OAUTH:
             raise NotFound()
         if not request.env.user.has_group(GROUP):
             raise Forbidden(request.env._("You are not allowed to connect an external calendar."))

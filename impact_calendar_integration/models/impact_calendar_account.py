@@ -8,7 +8,7 @@ from odoo.exceptions import AccessError, UserError
 from .. import compat
 from ..sync import outbox, providers
 from ..sync.outcomes import Kind
-from ..sync.config import DEDICATED, DEFAULT_CALENDAR_NAME, DESTINATIONS, MAIN, config_problems
+from ..sync.config import DEDICATED, DEFAULT_CALENDAR_NAME, DESTINATIONS, MAIN
 from ..sync.vault import VaultKeyError
 
 _logger = logging.getLogger(__name__)
@@ -131,8 +131,8 @@ class ImpactCalendarAccount(models.Model):
         """The provider's settings; UserError when incomplete or unsafe."""
         entry = providers.get(provider)
         config = entry.config(self.env["ir.config_parameter"].sudo().get_param)
-        # Providers without OAuth (CalDAV) have no client id: each user brings a password.
-        if entry.start and not (config.client_id and config.client_secret):
+        # Providers connected by a form have no client id: each user brings a password.
+        if entry.connect == providers.OAUTH and not (config.client_id and config.client_secret):
             raise UserError(
                 self.env._(
                     "%(provider)s is not configured yet: ask an administrator to enter the "
@@ -140,7 +140,7 @@ class ImpactCalendarAccount(models.Model):
                     provider=entry.label,
                 )
             )
-        problems = config_problems(config)
+        problems = entry.config_problems(config)
         if problems:
             # Never hand a token to an endpoint that is not https: say so and push nothing.
             raise UserError(self.env._("Unsafe calendar endpoint: %(problems)s", problems="; ".join(problems)))
@@ -228,13 +228,13 @@ class ImpactCalendarAccount(models.Model):
             "state": "connected",
             "last_error": False,
             "connected_at": fields.Datetime.now(),
-            # A provider without destinations (CalDAV) pushes into the calendar its client was
-            # given at connect: for the engine that is the main one.
-            "destination": self._choose_destination(destination) if providers.get(provider).destination_scopes else MAIN,
+            # A provider without a dedicated calendar of ours pushes into the calendar its client
+            # was given at connect: for the engine that is the main one.
+            "destination": self._choose_destination(destination) if providers.get(provider).dedicated_calendar else MAIN,
         }
         if account:
             # Another mailbox replaces the old one: its grant goes. For the same mailbox the
-            # grant is shared, and Google's revocation would kill the new token with the old.
+            # grant is shared, and revoking the old token may kill the new one with it.
             same = (account.email or "").lower() == (email or "").lower()
             old_tokens = None if same else account._readable_tokens()
             if not same:

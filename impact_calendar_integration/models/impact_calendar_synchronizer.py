@@ -21,7 +21,7 @@ from ..sync.vault import VaultKeyError
 
 _logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 100  # links claimed per round: whole batches for both (2 Google of 50, 5 Graph of 20)
+BATCH_SIZE = 100  # links claimed per round: a multiple of every provider's batch size (whole batches)
 LEASE_SECONDS = 300  # a claim older than this is taken over (the worker died)
 TIME_BUDGET = 240  # seconds per cron run; the cron is re-triggered for what remains
 RECORD_ATTEMPTS = 3  # a recording that conflicts is recorded again, then its claims released

@@ -2,16 +2,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..sync import providers
 from ..sync.config import endpoint_problem
-
-ENDPOINT_SETTINGS = (
-    "impact_calendar_google_auth_endpoint",
-    "impact_calendar_google_token_endpoint",
-    "impact_calendar_google_revoke_endpoint",
-    "impact_calendar_google_api_endpoint",
-    "impact_calendar_microsoft_authority_host",
-    "impact_calendar_microsoft_graph_endpoint",
-)
 
 
 def _setting(field_type, label, key, **options):
@@ -19,22 +11,33 @@ def _setting(field_type, label, key, **options):
     return field_type(string=label, config_parameter=f"impact_calendar.{key}", **options)
 
 
+def _redirect_field(provider):
+    return f"impact_calendar_{provider.name}_redirect_uri"
+
+
+def _provider_fields():
+    """{field name: field} of every registered provider's settings, and the redirect URI of
+    each OAuth provider (what the administrator copies into the provider's app)."""
+    result = {}
+    for provider in providers.entries():
+        for setting in provider.settings:
+            field_type = fields.Boolean if setting.kind == "boolean" else fields.Char
+            options = {"help": setting.help} if setting.help else {}
+            result[provider.setting_field(setting)] = field_type(
+                string=setting.label, config_parameter=provider.setting_key(setting), **options
+            )
+        if provider.connect == providers.OAUTH:
+            result[_redirect_field(provider)] = fields.Char(
+                provider.redirect_uri_label or f"{provider.label} redirect URI", compute="_compute_impact_calendar_redirect_uris"
+            )
+    return result
+
+
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
-    impact_calendar_google_client_id = _setting(fields.Char, "Google client ID", "google_client_id")
-    impact_calendar_google_client_secret = _setting(fields.Char, "Google client secret", "google_client_secret")
-    impact_calendar_google_auth_endpoint = _setting(fields.Char, "Google authorization endpoint", "google_auth_endpoint")
-    impact_calendar_google_token_endpoint = _setting(fields.Char, "Google token endpoint", "google_token_endpoint")
-    impact_calendar_google_revoke_endpoint = _setting(fields.Char, "Google revoke endpoint", "google_revoke_endpoint")
-    impact_calendar_google_api_endpoint = _setting(fields.Char, "Google Calendar API root", "google_api_endpoint")
-    impact_calendar_microsoft_client_id = _setting(
-        fields.Char, "Microsoft application (client) ID", "microsoft_client_id"
-    )
-    impact_calendar_microsoft_client_secret = _setting(fields.Char, "Microsoft client secret", "microsoft_client_secret")
-    impact_calendar_microsoft_tenant = _setting(fields.Char, "Microsoft tenant", "microsoft_tenant")
-    impact_calendar_microsoft_authority_host = _setting(fields.Char, "Microsoft authority host", "microsoft_authority_host")
-    impact_calendar_microsoft_graph_endpoint = _setting(fields.Char, "Microsoft Graph root", "microsoft_graph_endpoint")
+    # Each provider's settings, declared once in its folder (``sync/providers/<name>/``).
+    vars().update(_provider_fields())  # pylint: disable=undefined-variable
     impact_calendar_include_student_names = _setting(
         fields.Boolean, "Show student names in external events", "include_student_names",
         help="Off: the external event shows only how many students are booked.",
@@ -55,26 +58,19 @@ class ResConfigSettings(models.TransientModel):
         fields.Boolean, "Same for everyone", "force_destination",
         help="Instructors cannot choose: every new connection uses this destination.",
     )
-    impact_calendar_caldav_allow_private_hosts = _setting(
-        fields.Boolean, "CalDAV servers on private networks", "caldav_allow_private_hosts",
-        help="Lets users connect a CalDAV server on this machine or a private network (an "
-        "on-premises Nextcloud), also over plain http. Risk: any member can then make the Odoo "
-        "server send requests to internal services. Off: only public https servers.",
-    )
-    impact_calendar_google_redirect_uri = fields.Char(
-        "Google redirect URI", compute="_compute_impact_calendar_redirect_uris"
-    )
-    impact_calendar_microsoft_redirect_uri = fields.Char(
-        "Microsoft redirect URI", compute="_compute_impact_calendar_redirect_uris"
-    )
     impact_calendar_key_configured = fields.Boolean(compute="_compute_impact_calendar_key_configured")
 
     @api.depends("company_id")
     def _compute_impact_calendar_redirect_uris(self):
         accounts = self.env["impact.calendar.account"]
+        names = [
+            (provider.name, _redirect_field(provider))
+            for provider in providers.entries()
+            if _redirect_field(provider) in self._fields
+        ]
         for settings in self:
-            settings.impact_calendar_google_redirect_uri = accounts._redirect_uri("google")
-            settings.impact_calendar_microsoft_redirect_uri = accounts._redirect_uri("microsoft")
+            for name, field in names:
+                settings[field] = accounts._redirect_uri(name)
 
     def _compute_impact_calendar_key_configured(self):
         configured = bool(self.env["impact.calendar.credential"]._configured_key())
@@ -86,9 +82,23 @@ class ResConfigSettings(models.TransientModel):
         for settings in self:
             problems = [
                 problem
-                for name in ENDPOINT_SETTINGS
-                if settings[name] and (problem := endpoint_problem(settings[name]))
+                for provider, setting in providers.endpoint_settings()
+                if (name := provider.setting_field(setting)) in settings._fields
+                and settings[name]
+                and (problem := endpoint_problem(settings[name]))
             ]
             if problems:
                 raise ValidationError("\n".join(problems))
         return super().set_values()
+
+    @api.model
+    def _impact_calendar_seed_defaults(self):
+        """Store each provider's default endpoints where no value is set yet, so that Settings
+        shows them (install and every update: a new provider's defaults appear too)."""
+        params = self.env["ir.config_parameter"].sudo()
+        for provider in providers.entries():
+            for setting in provider.settings:
+                default = provider.setting_default(setting)
+                key = provider.setting_key(setting)
+                if setting.kind == "char" and default and params.get_param(key) is False:
+                    params.set_param(key, default)

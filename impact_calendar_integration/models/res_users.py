@@ -123,7 +123,8 @@ class ResUsers(models.Model):
             user.impact_calendar_destination = account.destination
 
     def _impact_native_sync_active(self, provider):
-        """Whether Odoo's own google_calendar / microsoft_calendar already syncs this user."""
+        """Whether Odoo's own sync of this provider's service (``native_sync``) already syncs
+        this user."""
         self.ensure_one()
         status_method, token_field = providers.get(provider).native_sync
         if not status_method or not hasattr(self, status_method):
@@ -147,12 +148,6 @@ class ResUsers(models.Model):
             "url": f"/impact_calendar/oauth/{provider}/start?destination={destination}",
             "target": "self",
         }
-
-    def action_impact_calendar_connect_google(self):
-        return self._impact_start_url("google")
-
-    def action_impact_calendar_connect_microsoft(self):
-        return self._impact_start_url("microsoft")
 
     def action_impact_calendar_switch_destination(self):
         """Reconnect the same provider with the other destination: the classes move."""

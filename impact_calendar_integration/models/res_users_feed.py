@@ -2,16 +2,13 @@
 # pylint: disable=consider-merging-classes-inherited
 from odoo import api, fields, models
 
-from .impact_calendar_account import dialog_action
-
 FEED_FIELDS = ["impact_calendar_feed_enabled", "impact_calendar_feed_url"]
 
 
-# A file of its own on purpose: the feed and CalDAV stand apart from the OAuth code of
-# res_users.py, which other branches change at the same time.
+# A file of its own on purpose: the feed stands apart from the accounts code of res_users.py,
+# which other branches change at the same time.
 class ResUsers(models.Model):
-    """Preferences > External: the private ICS feed, and the CalDAV connect button (its own
-    file: these stand apart from the OAuth accounts)."""
+    """Preferences > External: the private ICS feed (not a provider: no account, no push)."""
 
     _inherit = "res.users"
 
@@ -47,8 +44,3 @@ class ResUsers(models.Model):
         self.env["impact.calendar.feed"]._disable(self)
         self.invalidate_recordset(FEED_FIELDS)
         return True
-
-    def action_impact_calendar_connect_caldav(self):
-        """CalDAV has no consent page: a form asks for the server and an app-specific password."""
-        self._impact_check_self()
-        return dialog_action(self.env._("Connect Apple iCloud / CalDAV"), "impact.calendar.caldav.wizard")

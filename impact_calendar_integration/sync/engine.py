@@ -214,7 +214,7 @@ def settle(op, outcome, link, rng=random, create_sends_current_body=False):
     retried_create = op.action == CREATE and (outcome.status == 409 or link.attempts or op.meta.get("resent"))
     if kind is Kind.DONE and retried_create and not create_sends_current_body:
         # A retried create may be answered with the event an earlier try made from an older
-        # version of the class (Google: 409 then GET; Graph: same transactionId). Keep its id;
+        # version of the class (a duplicate check that answers with the first event). Keep its id;
         # the next round sends the current body as an update.
         return Transition(
             CREATED_UNVERIFIED, external_id=outcome.external_id or op.external_id,

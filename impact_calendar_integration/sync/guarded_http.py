@@ -1,4 +1,5 @@
-"""A ``requests`` session for URLs that users and remote servers choose (CalDAV): every request
+"""A ``requests`` session for URLs that users and remote servers choose (a server a
+user types in): every request
 is checked by the guard (``netguard``) before any socket is opened, goes to the address the
 guard validated (no second DNS lookup, so no DNS rebinding) while TLS still checks the
 certificate against the host name, has a total deadline and a capped body (``http_limits``),
@@ -17,7 +18,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from . import http_limits, netguard
 
-MAX_BYTES = 1_000_000  # a CalDAV answer (discovery, one event) is a few kilobytes
+MAX_BYTES = 1_000_000  # such an answer (discovery, one event) is a few kilobytes
 DEADLINE = 60  # seconds for a whole request, whatever the per-read timeout
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)

@@ -1,8 +1,8 @@
-"""RFC 5545 text for the private ICS feed and for CalDAV resources, from ClassSnapshots.
+"""RFC 5545 text for the private ICS feed and for calendar servers' resources, from ClassSnapshots.
 
-Same payload and privacy rules as the Google and Graph bodies (``payload.description``): title,
+Same payload and privacy rules as every provider's body (``payload.description``): title,
 times, place, video link, roster count (names only when allowed), a link back to Odoo. Never an
-ATTENDEE or ORGANIZER: iCloud mails every attendee it sees.
+ATTENDEE or ORGANIZER: some servers mail every attendee they see.
 
 Output is deterministic (DTSTAMP is the class's last change, not the time of the request), so a
 hash of the text is a valid ETag and a poller gets 304s until a class really changes.
@@ -26,8 +26,8 @@ NEVER_SENT = ("ATTENDEE", "ORGANIZER")
 
 def event_uid(namespace, event_ref, user_ref, generation=0):
     """Stable UID of one class in one instructor's calendar: ``<event>-<user>@<database uuid>``
-    (the feed always uses generation 0). A CalDAV event re-created after it vanished at the
-    provider gets ``<event>-<user>-g<generation>@…``: deterministic per try, like Google's ids.
+    (the feed always uses generation 0). An event re-created after it vanished at the
+    provider gets ``<event>-<user>-g<generation>@…``: deterministic per try.
     """
     suffix = f"-g{int(generation)}" if generation else ""
     return f"{int(event_ref)}-{int(user_ref)}{suffix}@{namespace or 'odoo'}"
@@ -50,11 +50,11 @@ def sequence_of(modified):
 
 
 def event_fields(snapshot):
-    """The VEVENT of a class as plain JSON values (what CalDAV stores and hashes).
+    """The VEVENT of a class as plain JSON values (what a calendar server stores and hashes).
 
     Raises ``payload.PayloadError`` when the class has no usable times.
     """
-    start, stop = payload._check_times(snapshot)  # pylint: disable=protected-access
+    start, stop = payload.check_times(snapshot)
     modified = _utc_naive(snapshot.modified) or SEQUENCE_EPOCH
     fields = {
         "summary": snapshot.name,
@@ -108,7 +108,7 @@ def _calendar():
 
 
 def resource(fields, uid):
-    """One CalDAV calendar object resource (bytes): a VCALENDAR holding one VEVENT, no METHOD
+    """One calendar object resource (bytes, RFC 4791): a VCALENDAR holding one VEVENT, no METHOD
     (RFC 4791 §4.1 forbids it in stored resources)."""
     calendar = _calendar()
     calendar.add_component(vevent(fields, uid))

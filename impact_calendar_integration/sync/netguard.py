@@ -8,7 +8,7 @@ routable. Literal IPs are read the way the C library reads them (``2130706433``,
 Teredo). ``check`` returns the address to connect to: callers connect to that one, never to a
 second resolution of the name (DNS rebinding).
 
-``allow_private`` (``impact_calendar.caldav_allow_private_hosts``) opens loopback, private
+``allow_private`` (an administrator's setting) opens loopback, private
 (RFC 1918, ULA) and shared (100.64/10) addresses for an on-premises server and for the tests;
 link-local (the cloud metadata service at 169.254.169.254), multicast, broadcast, unspecified
 and reserved addresses stay refused.

@@ -1,20 +1,18 @@
 """Mapper: one booked class (a plain snapshot of Odoo data) → the provider's event body.
 
 Privacy by default: title, times, place, video link, roster *count*, and a link back to Odoo.
-Student names only when the admin allows it; students are never attendees, so neither Google nor
-Outlook ever emails them. The body is deterministic, so its hash tells whether a push is needed.
+Student names only when the admin allows it; students are never attendees, so no calendar
+service ever emails them. The body is deterministic, so its hash tells whether a push is needed.
 """
 
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
-#: private marker that an external event is ours (Google extendedProperties.private key)
+#: private marker that an external event is ours (the key or name of a provider's own property)
 MARKER_KEY = "impactCalendar"
-#: Graph single-value extended property (a string property in our own GUID namespace)
-GRAPH_MARKER_ID = "String {6e3b9e62-9a4c-4d52-8f55-2c1e1f0b7a41} Name impactCalendar"
 #: C0 control characters and DEL: never sent (a bare CR starts a new iCalendar line, so a new
 #: property, in some parsers); CR, LF and TAB become spaces so that words stay apart
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -65,7 +63,7 @@ def _utc(value):
     return value
 
 
-def _check_times(snapshot):
+def check_times(snapshot):
     if snapshot.allday:
         start = snapshot.start_date or (snapshot.start and snapshot.start.date())
         stop = snapshot.stop_date or (snapshot.stop and snapshot.stop.date()) or start
@@ -98,54 +96,8 @@ def description(snapshot):
     return "\n".join(lines)
 
 
-def _location(snapshot):
+def location(snapshot):
     return snapshot.location or snapshot.videocall_url or ""
-
-
-def google_body(snapshot):
-    start, stop = _check_times(snapshot)
-    if snapshot.allday:
-        times = {"start": {"date": start.isoformat()}, "end": {"date": stop.isoformat()}}
-    else:
-        times = {
-            "start": {"dateTime": start.isoformat() + "Z", "timeZone": "UTC"},
-            "end": {"dateTime": stop.isoformat() + "Z", "timeZone": "UTC"},
-        }
-    body = {
-        "summary": snapshot.name,
-        "description": description(snapshot),
-        "location": _location(snapshot),
-        **times,
-        "extendedProperties": {"private": {MARKER_KEY: snapshot.marker or str(snapshot.event_ref)}},
-        "transparency": "opaque",
-        "guestsCanInviteOthers": False,
-    }
-    if snapshot.record_url.startswith(("http://", "https://")):
-        body["source"] = {"title": "Odoo", "url": snapshot.record_url}
-    return body
-
-
-def _graph_time(value):
-    return {"dateTime": value.isoformat(timespec="seconds"), "timeZone": "UTC"}
-
-
-def graph_body(snapshot):
-    start, stop = _check_times(snapshot)
-    if snapshot.allday:
-        start, stop = datetime.combine(start, time.min), datetime.combine(stop, time.min)
-    return {
-        "subject": snapshot.name,
-        "body": {"contentType": "text", "content": description(snapshot)},
-        "start": _graph_time(start),
-        "end": _graph_time(stop),
-        "isAllDay": bool(snapshot.allday),
-        "location": {"displayName": _location(snapshot)},
-        "showAs": "busy",
-        "responseRequested": False,
-        "singleValueExtendedProperties": [
-            {"id": GRAPH_MARKER_ID, "value": snapshot.marker or str(snapshot.event_ref)}
-        ],
-    }
 
 
 def body_hash(body):

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 class TokenSet:
     """What a client needs to act for one account; the engine stores it encrypted.
 
-    Google: access_token, refresh_token, expires_at (epoch seconds).
-    Microsoft: ``msal_cache`` (a serialized MSAL SerializableTokenCache, which holds the
-    rotating refresh token) and ``account_id`` (MSAL home_account_id).
-    CalDAV: ``server_url``, ``username``, ``password`` (an app-specific password),
-    ``calendar_home`` and ``calendar_url`` (our dedicated calendar), found at connect time.
+    Each provider uses the fields its client needs: OAuth tokens (``access_token``,
+    ``refresh_token``, ``expires_at`` in epoch seconds), or a serialized token cache that holds
+    a rotating refresh token (``msal_cache``, ``account_id``), or a server and an app-specific
+    password (``server_url``, ``username``, ``password``; ``calendar_home`` and ``calendar_url``
+    found at connect time). ``extra``: whatever else a provider keeps (JSON values, secrets
+    included), so that a new provider needs no new field here.
     """
 
     # repr=False: a TokenSet in a log line or traceback must not print the secrets.
@@ -25,3 +26,4 @@ class TokenSet:
     password: str = field(default=None, repr=False)
     calendar_home: str = None
     calendar_url: str = None
+    extra: dict = field(default=None, repr=False)

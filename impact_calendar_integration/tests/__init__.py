@@ -18,3 +18,4 @@ from . import test_feed_logs
 from . import test_departed_users
 from . import test_recovery
 from . import test_attention
+from . import test_provider_folders

@@ -66,7 +66,7 @@ class SyncCase(TransactionCase):
         import requests  # pylint: disable=import-outside-toplevel
         from urllib.parse import parse_qsl, urlsplit  # pylint: disable=import-outside-toplevel
 
-        from ..sync import oauth_microsoft  # pylint: disable=import-outside-toplevel
+        from ..sync.providers.microsoft import oauth as oauth_microsoft  # pylint: disable=import-outside-toplevel
 
         if email.lower() not in self.emulator.users:  # a reconnect signs the same mailbox in
             self.emulator.seed_user(email)

@@ -31,6 +31,7 @@ from ..models.res_users import PREFERENCE_FIELDS
 from ..sync import payload
 from ..sync.providers.google import GoogleCalendarClient
 from ..sync.providers.microsoft import GraphCalendarClient
+from ..sync.providers.microsoft import body as graph_body
 from ..sync.vault import Vault
 from .common import GROUP, make_user
 from .emulators.common import Response
@@ -287,7 +288,7 @@ class FaultCases:
         if self.provider == "google":
             return ((external.get("extendedProperties") or {}).get("private") or {}).get(payload.MARKER_KEY)
         for prop in external.get("singleValueExtendedProperties") or ():
-            if prop.get("id") == payload.GRAPH_MARKER_ID:
+            if prop.get("id") == graph_body.GRAPH_MARKER_ID:
                 return prop.get("value")
         return None
 

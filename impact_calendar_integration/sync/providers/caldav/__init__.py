@@ -30,12 +30,12 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from .. import guarded_http, http_limits, ics, netguard, payload
-from ..config import DEFAULT_TIMEOUT
-from ..outcomes import ConnectError, Kind, Outcome
-from ..tokens import TokenSet
-from . import USER_DELETES_PASSWORD, Provider, register
-from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
+from ... import guarded_http, http_limits, ics, netguard, payload
+from ...config import DEFAULT_TIMEOUT
+from ...outcomes import ConnectError, Kind, Outcome
+from ...tokens import TokenSet
+from .. import FORM, USER_DELETES_PASSWORD, Provider, Setting, register
+from ..base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
 
 _logger = logging.getLogger(__name__)
 
@@ -421,14 +421,21 @@ def check_credentials(config, server_url, username, password, session=None):
 PROVIDER = register(CaldavProvider(
     name="caldav",
     label="Apple iCloud / CalDAV",
+    sequence=30,
     config_class=CaldavConfig,
-    settings=(),
+    settings=(
+        Setting(
+            "allow_private_hosts", "CalDAV servers on private networks", kind="boolean",
+            help="Lets users connect a CalDAV server on this machine or a private network (an "
+            "on-premises Nextcloud), also over plain http. Risk: any member can then make the Odoo "
+            "server send requests to internal services. Off: only public https servers.",
+        ),
+    ),
     client_class=CaldavClient,
     build_body=build_body,
     client_id=ics.event_uid,
     create_sends_current_body=True,
-    start=None,
-    finish=None,
+    connect=FORM,
     check=check_credentials,
     revocation=USER_DELETES_PASSWORD,
 ))

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 import requests
 
 from .config import GOOGLE_SCOPES
-from .outcomes import AuthRevoked, Kind, Outcome, ProviderError
-from .tokens import TokenSet
+from ...outcomes import AuthRevoked, Kind, Outcome, ProviderError
+from ...tokens import TokenSet
 
 _logger = logging.getLogger(__name__)
 

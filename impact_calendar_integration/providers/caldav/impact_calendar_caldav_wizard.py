@@ -4,11 +4,11 @@ import logging
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..models.impact_calendar_account import dialog_action
-from ..sync import providers
-from ..sync.outcomes import ConnectError
-from ..sync.providers import caldav
-from ..sync.vault import VaultKeyError
+from ...models.impact_calendar_account import dialog_action
+from ...sync import providers
+from ...sync.outcomes import ConnectError
+from ...sync.providers import caldav
+from ...sync.vault import VaultKeyError
 
 _logger = logging.getLogger(__name__)
 

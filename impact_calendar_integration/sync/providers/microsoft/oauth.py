@@ -13,7 +13,7 @@ import requests
 from msal.exceptions import MsalError
 
 from .config import MICROSOFT_SCOPES
-from .tokens import TokenSet
+from ...tokens import TokenSet
 
 _logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ token by itself. Every call maps to a typed ``Outcome``; nothing per-operation r
 One instance serves one account in one worker: httplib2 connections are not thread-safe.
 """
 
+from . import quiet_imports  # noqa: F401  first: before google-api-core loads  # pylint: disable=unused-import
 import functools
 import http.client
 import json
@@ -22,12 +23,16 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
-from .. import http_limits, ids, oauth_google, payload
-from ..config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, MAX_RESPONSE_BYTES, TOTAL_DEADLINE, GoogleConfig
-from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
-from . import REVOKED, Provider, register
-from ..tokens import TokenSet
-from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
+from ... import http_limits
+from ...config import MAX_RESPONSE_BYTES, TOTAL_DEADLINE
+from ...outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
+from ...tokens import TokenSet
+from .. import OAUTH, REVOKED, Provider, Setting, register
+from ..base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
+from . import oauth as oauth_google
+from .body import build_body
+from .config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, GoogleConfig
+from .ids import deterministic_event_id
 
 try:  # httplib2 0.31+: what its bounded inflating raises
     from httplib2.decode import DecodeLimitError, DecodeRatioError
@@ -503,17 +508,28 @@ def _revoke(config, tokens):
 PROVIDER = register(Provider(
     name="google",
     label="Google Calendar",
+    sequence=10,
     config_class=GoogleConfig,
-    settings=("client_id", "client_secret", "auth_endpoint", "token_endpoint", "revoke_endpoint", "api_endpoint"),
+    settings=(
+        Setting("client_id", "Google client ID"),
+        Setting("client_secret", "Google client secret", secret=True),
+        Setting("auth_endpoint", "Google authorization endpoint", endpoint=True, advanced=True),
+        Setting("token_endpoint", "Google token endpoint", endpoint=True, advanced=True),
+        Setting("revoke_endpoint", "Google revoke endpoint", endpoint=True, advanced=True),
+        Setting("api_endpoint", "Google Calendar API root", endpoint=True, advanced=True),
+    ),
     client_class=GoogleCalendarClient,
-    build_body=payload.google_body,
-    client_id=ids.deterministic_event_id,
+    build_body=build_body,
+    client_id=deterministic_event_id,
+    connect=OAUTH,
+    redirect_uri_label="Google redirect URI",
     start=_start,
     finish=_finish,
     revoke=_revoke,
     revocation=REVOKED,
     scopes=GOOGLE_SCOPES,
     destination_scopes=GOOGLE_DESTINATION_SCOPES,
+    dedicated_calendar=True,
     calendar_create_idempotent=False,
     native_sync=("_get_google_sync_status", "google_calendar_rtoken"),
 ))

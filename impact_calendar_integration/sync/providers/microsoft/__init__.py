@@ -15,13 +15,17 @@ from msal.exceptions import MsalError
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .. import guarded_http, http_limits, ids, oauth_microsoft, payload
-from ..config import DEDICATED, MAIN, MAX_RESPONSE_BYTES, MICROSOFT_SCOPES, TOTAL_DEADLINE, MicrosoftConfig
-from ..oauth_microsoft import build_app
-from ..outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
-from . import USER_REMOVES_APP, Provider, register
-from ..tokens import TokenSet
-from .base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
+from ... import guarded_http, http_limits
+from ...config import DEDICATED, MAIN, MAX_RESPONSE_BYTES, TOTAL_DEADLINE
+from ...outcomes import AuthRevoked, ConnectError, Kind, Outcome, ProviderError
+from ...tokens import TokenSet
+from .. import OAUTH, USER_REMOVES_APP, Provider, Setting, register
+from ..base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
+from . import oauth as oauth_microsoft
+from .body import build_body
+from .config import MICROSOFT_SCOPES, MicrosoftConfig
+from .ids import transaction_id
+from .oauth import build_app
 
 _logger = logging.getLogger(__name__)
 
@@ -427,11 +431,20 @@ def _finish(config, pending, params, redirect_uri):
 PROVIDER = register(Provider(
     name="microsoft",
     label="Outlook / Office 365",
+    sequence=20,
     config_class=MicrosoftConfig,
-    settings=("client_id", "client_secret", "tenant", "authority_host", "graph_endpoint"),
+    settings=(
+        Setting("client_id", "Microsoft application (client) ID"),
+        Setting("client_secret", "Microsoft client secret", secret=True),
+        Setting("tenant", "Microsoft tenant", placeholder="common"),
+        Setting("authority_host", "Microsoft authority host", endpoint=True, advanced=True),
+        Setting("graph_endpoint", "Microsoft Graph root", endpoint=True, advanced=True),
+    ),
     client_class=GraphCalendarClient,
-    build_body=payload.graph_body,
-    client_id=ids.transaction_id,
+    build_body=build_body,
+    client_id=transaction_id,
+    connect=OAUTH,
+    redirect_uri_label="Microsoft redirect URI",
     start=_start,
     finish=_finish,
     # Microsoft offers no revocation of one delegated refresh token: erasing it is all.
@@ -444,6 +457,7 @@ PROVIDER = register(Provider(
     scopes=MICROSOFT_SCOPES,
     # Calendars.ReadWrite already covers POST /me/calendars: the same consent for both.
     destination_scopes={DEDICATED: MICROSOFT_SCOPES, MAIN: MICROSOFT_SCOPES},
+    dedicated_calendar=True,
     calendar_create_idempotent=True,
     native_sync=("_get_microsoft_sync_status", "microsoft_calendar_token"),
 ))
