@@ -193,8 +193,9 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         # Results were written in SQL: drop the ORM's cached link values before reading them.
         self.env["impact.calendar.link"].invalidate_model()
         self._commit(read_committed=True)
-        self.env["impact.calendar.account"].browse([a.id for a in by_account])._finish_disconnect_if_done()
-        self.env["impact.calendar.account"].browse([a.id for a in by_account])._update_attention()
+        accounts = self.env["impact.calendar.account"].browse([a.id for a in by_account])
+        accounts._finish_disconnect_if_done()
+        accounts._update_attention()
         self._commit()
         return len(claimed)
 
