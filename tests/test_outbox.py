@@ -18,6 +18,16 @@ def schema():
         yield name
 
 
+def append_changes(cr, changes):
+    """What the booking side appends (impact.calendar.link's APPEND_AND_WAKE, without the wake)."""
+    refs, users, kinds = zip(*changes)
+    cr.execute(
+        """INSERT INTO impact_calendar_change (event_ref, user_id, kind)
+           SELECT * FROM unnest(%s::integer[], %s::integer[], %s::varchar[])""",
+        (list(refs), list(users), list(kinds)),
+    )
+
+
 def _row(schema, link_id):
     conn = connect(schema)
     with conn.cursor() as cr:
@@ -145,7 +155,7 @@ def test_change_log_is_taken_once_and_marks_links(schema):
     insert_links(schema, 3)
     user, worker_a, worker_b = connect(schema), connect(schema), connect(schema)
     with user.cursor() as cr:
-        outbox.append_changes(cr, [(1, None, outbox.CHANGE_EVENT), (2, None, outbox.CHANGE_EVENT)])
+        append_changes(cr, [(1, None, outbox.CHANGE_EVENT), (2, None, outbox.CHANGE_EVENT)])
     user.commit()
     # Once A took the changes, B (at READ COMMITTED, as workers run) finds none left.
     worker_b.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED)
@@ -172,7 +182,7 @@ def test_booking_append_never_conflicts_with_recording(schema):
         bcr.execute("SELECT 1")  # the booking's snapshot is taken before the worker records
         assert outbox.finish_done(wcr, link_id, "W", seq, "ext-1", "h", 0)
         worker.commit()
-        outbox.append_changes(bcr, [(1, None, outbox.CHANGE_EVENT)])
+        append_changes(bcr, [(1, None, outbox.CHANGE_EVENT)])
     booking.commit()
     with worker.cursor() as cr:
         outbox.mark_events(cr, [ref for ref, _uid, _kind in outbox.take_changes(cr)])

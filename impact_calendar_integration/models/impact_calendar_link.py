@@ -15,13 +15,30 @@ MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
 # The booking side appends a class's change only when it can matter: the class already has a
 # link, or one of its instructors has an account. Deleted classes keep their ids in ``unnest``.
 # ``{instructors}``: calendar.event._impact_calendar_instructors_query().
-APPEND_EVENT_CHANGES = """
-    INSERT INTO impact_calendar_change (event_ref, kind)
-    SELECT ref, %(kind)s FROM unnest(%(refs)s::integer[]) AS ref
-     WHERE EXISTS (SELECT 1 FROM impact_calendar_link link WHERE link.event_ref = ref)
-        OR EXISTS (SELECT 1 FROM ({instructors}) i
-                     JOIN impact_calendar_account a ON a.user_id = i.user_id
-                    WHERE i.event_id = ref)
+# The booking side's one statement per commit: append the transaction's changes to the change
+# log (a class's, only when it has a link or a connected instructor) and, when any was
+# appended, wake the push action (``ir.cron._trigger()`` in SQL; the time is the database's, to
+# the microsecond, like the clock the cron workers compare it with). ``{instructors}`` is
+# calendar.event's parameterless query.
+APPEND_AND_WAKE = """
+    WITH event_changes AS (
+        INSERT INTO impact_calendar_change (event_ref, kind)
+        SELECT ref, %(event_kind)s FROM unnest(%(event_refs)s::integer[]) AS ref
+         WHERE EXISTS (SELECT 1 FROM impact_calendar_link link WHERE link.event_ref = ref)
+            OR EXISTS (SELECT 1 FROM ({instructors}) i
+                         JOIN impact_calendar_account a ON a.user_id = i.user_id
+                        WHERE i.event_id = ref)
+        RETURNING 1
+    ), other_changes AS (
+        INSERT INTO impact_calendar_change (event_ref, user_id, kind)
+        SELECT * FROM unnest(%(refs)s::integer[], %(users)s::integer[], %(kinds)s::varchar[])
+        RETURNING 1
+    )
+    INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid, write_date)
+    SELECT cron.id, now.utc, %(uid)s, now.utc, %(uid)s, now.utc
+      FROM ir_cron cron, (SELECT statement_timestamp() AT TIME ZONE 'UTC' AS utc) now
+     WHERE cron.id = %(cron)s AND cron.active
+       AND (%(always)s OR EXISTS (SELECT 1 FROM event_changes) OR EXISTS (SELECT 1 FROM other_changes))
 """
 
 # A link is made for a class and each of its connected instructors once someone other than its
@@ -174,36 +191,32 @@ class ImpactCalendarLink(models.Model):
 
         Never writes a link: a booking cannot conflict with a push being recorded."""
         pending = self.env.cr.precommit.data.pop(PENDING_CHANGES, {})
-        appended = 0
         events = sorted(pending.pop(outbox.CHANGE_EVENT, ()))
-        if events:
-            self.env.cr.execute(  # pylint: disable=sql-injection
-                APPEND_EVENT_CHANGES.format(instructors=self._instructors_query()),
-                {"kind": outbox.CHANGE_EVENT, "refs": events},
-            )
-            appended += self.env.cr.rowcount
         changes = [
             (None, user_id, kind) for kind, user_ids in sorted(pending.items()) for user_id in sorted(user_ids)
         ]
-        appended += outbox.append_changes(self.env.cr, changes)
-        if appended:
-            self._wake_push_action()  # SQL only: nothing is left for the ORM to flush after precommit
+        self._append_and_wake(events, changes)  # SQL only: nothing is left for the ORM to flush after precommit
 
     @api.model
     def _wake_push_action(self):
-        """``ir.cron._trigger()`` of the push action, in one statement. Odoo's reads the action
-        and creates the trigger through the ORM, on every booking commit; the time is the
-        database's, to the microsecond, like the clock the cron workers compare it with."""
+        """``ir.cron._trigger()`` of the push action, in one statement."""
+        self._append_and_wake(always=True)
+
+    @api.model
+    def _append_and_wake(self, events=(), changes=(), always=False):
+        """Append class changes ``events`` and (event_ref, user_id, kind) ``changes``, then wake
+        the push action if any was appended (or ``always``): one statement. Odoo's ``_trigger()``
+        would read the action and create the trigger through the ORM, on every booking commit."""
         cron = self.env["ir.cron"].sudo().browse(self.env["ir.cron"]._impact_calendar_push_action_id())
-        if not cron:
-            return
         cron.flush_recordset(["active"])
-        self.env.cr.execute(
-            """INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid, write_date)
-               SELECT cron.id, now.utc, %(uid)s, now.utc, %(uid)s, now.utc
-                 FROM ir_cron cron, (SELECT statement_timestamp() AT TIME ZONE 'UTC' AS utc) now
-                WHERE cron.id = %(cron)s AND cron.active""",
-            {"cron": cron.id, "uid": self.env.uid},
+        refs, users, kinds = zip(*changes) if changes else ((), (), ())
+        self.env.cr.execute(  # pylint: disable=sql-injection
+            APPEND_AND_WAKE.format(instructors=self._instructors_query()),
+            {
+                "event_kind": outbox.CHANGE_EVENT, "event_refs": list(events),
+                "refs": list(refs), "users": list(users), "kinds": list(kinds),
+                "cron": cron.id or None, "uid": self.env.uid, "always": always,
+            },
         )
         if self.env.cr.rowcount:  # an inactive action is not woken, as Odoo does
             self.env.cr.postcommit.add(cron._notifydb)
@@ -259,10 +272,9 @@ class ImpactCalendarLink(models.Model):
         if not self.env.user.has_group(MANAGER):
             raise AccessError(self.env._("Only calendar integration managers can retry pushes."))
         self.check_access("read")
-        outbox.append_changes(
-            self.env.cr, [(link.event_ref, link.user_id.id, outbox.CHANGE_RETRY) for link in self.sudo()]
+        self._append_and_wake(
+            changes=[(link.event_ref, link.user_id.id, outbox.CHANGE_RETRY) for link in self.sudo()], always=True
         )
-        self._wake_push_action()
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",

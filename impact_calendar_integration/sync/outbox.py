@@ -101,19 +101,8 @@ def release(cr, token):
 
 
 # -- the change log --------------------------------------------------------------------------
-def append_changes(cr, changes):
-    """Append (event_ref, user_id, kind) rows: all the booking side ever writes."""
-    if not changes:
-        return 0
-    refs, users, kinds = zip(*changes)
-    cr.execute(
-        """INSERT INTO impact_calendar_change (event_ref, user_id, kind)
-           SELECT * FROM unnest(%s::integer[], %s::integer[], %s::varchar[])""",
-        (list(refs), list(users), list(kinds)),
-    )
-    return cr.rowcount
-
-
+# The booking side only appends to it (impact.calendar.link's APPEND_AND_WAKE, one statement per
+# commit); the worker takes it whole.
 def take_changes(cr):
     """Remove and return every committed change: [(event_ref, user_id, kind)].
 
