@@ -127,38 +127,38 @@ class ImpactCalendarAccount(models.Model):
     @api.model
     def _cron_update_attention(self):
         """Hourly: accounts whose links crossed the threshold while waiting for a retry."""
-        self.sudo().search([])._update_attention()
+        # Every account: one per instructor, and a disconnecting one may have a state to clear.
+        self.sudo().search([])._update_attention()  # pylint: disable=no-search-all
 
     # -- what the user is told ------------------------------------------------------------
     def _attention_text(self):
         """What happened and what to do, in the user's words (their language and time zone)."""
         self.ensure_one()
         account = self.with_context(lang=self.user_id.lang or self.env.context.get("lang")).sudo()
-        _ = account.env._
         reason = account.attention_reason
         if reason == attention.RECONNECT:
-            return _(
+            return account.env._(
                 "Odoo can no longer reach your calendar %(account)s: the access was revoked or has "
                 "expired. Open Preferences > External and click Reconnect; your classes are kept and "
                 "pushed as soon as you do.",
                 account=account.email,
             )
         if reason == attention.PASSWORD:
-            return _(
+            return account.env._(
                 "The calendar server refuses the password of %(account)s (it was changed or revoked). "
                 "Make a new app-specific password and connect again from Preferences > External; "
                 "your classes are kept and pushed as soon as you do.",
                 account=account.email,
             )
         if reason == attention.CALENDAR_DELETED:
-            return _(
+            return account.env._(
                 "The calendar “%(name)s” was deleted in %(account)s and cannot be created again: "
                 "Odoo keeps trying. Check that the account still works, or disconnect and connect "
                 "again from Preferences > External.",
                 name=account._calendar_name(), account=account.email,
             )
         since = account._attention_failing_since_text()
-        return _(
+        return account.env._(
             "Your classes cannot be sent to %(account)s since %(since)s: Odoo keeps trying. The "
             "calendar service answers: %(error)s. If this goes on, tell your administrator.",
             account=account.email, since=since, error=account._attention_error(),
