@@ -53,6 +53,10 @@ attributes are wrapped in the server process before it starts) around the addon'
 ``ir.cron._trigger`` / ``_notifydb``, runs both modes on ON only (the instructor's bookings), and
 prints ms per booking for each part.
 
+``--aa`` checks the twins themselves: the ON server then serves a vanilla copy of the OFF database
+(``<prefix>aa``, made from it as a template), in the paused mode; any ratio away from 1.00 is the
+setup's, not the addon's.
+
 The Odoo is the one of ``python3 tools/odoo_env.py <--series>`` (built on first run); the script
 re-executes itself with that virtualenv's Python. PostgreSQL: 127.0.0.1:5432, role odoo/odoo.
 Databases are reused between runs (missing modules are installed, the repository's addons
@@ -149,6 +153,9 @@ def parse_args():
     parser.add_argument("--profile", action="store_true", help="then profile the ON server's hook parts")
     parser.add_argument("--profile-only", action="store_true", help="only the profile pass")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--aa", action="store_true",
+                        help="A/A check: the ON server serves a vanilla copy of the OFF database (paused mode "
+                             "only): the ratio the twin setup itself gives, without the addon")
     args = parser.parse_args()
     if args.db_prefix is None:
         args.db_prefix = "bench_rpc_" if args.series == "18.0" else f"bench_rpc_{args.series.split('.')[0]}_"
@@ -156,6 +163,10 @@ def parse_args():
         parser.error("--db-prefix must start with bench_rpc_")
     if args.profile_only:
         args.profile = True
+    if args.aa:
+        if args.profile:
+            parser.error("--aa has no addon to profile")
+        args.modes = ["paused"]
     return args
 
 
@@ -331,7 +342,9 @@ def set_push_cron(db, active):
 
 
 def queue_state(db):
-    """(links or changes still to push, synced links, links)"""
+    """(links or changes still to push, synced links, links); zeros in a vanilla database (--aa)"""
+    if not pg_one(db, "SELECT 1 FROM pg_class WHERE relname = 'impact_calendar_link'"):
+        return (0, 0, 0)
     return pg_one(db, "SELECT count(*) FILTER (WHERE dirty) + (SELECT count(*) FROM impact_calendar_change), "
                       "count(*) FILTER (WHERE state = 'synced'), count(*) FROM impact_calendar_link")
 
@@ -740,7 +753,7 @@ def main():
 
         extra = (odoo_env.oca_addons(args.series),)  # OCA resource_booking, from PyPI wheels
     odoo = Odoo(odoo_src, python, extra)
-    db_off, db_on = f"{args.db_prefix}off", f"{args.db_prefix}on"
+    db_off, db_on = f"{args.db_prefix}off", f"{args.db_prefix}{'aa' if args.aa else 'on'}"
     port_off, port_on = args.ports
     logs = {"OFF": f"/tmp/{db_off}.log", "ON": f"/tmp/{db_on}.log"}
 
@@ -763,9 +776,14 @@ def main():
     results = {"runs": {}, "profile": {}}
     try:
         prepare_database(odoo, db_off, "calendar,resource_booking" if booking else "calendar", args)
-        prepare_database(odoo, db_on, f"calendar,{ADDON},resource_booking,{BRIDGE}" if booking else f"calendar,{ADDON}", args)
         world_off = setup_content(odoo, db_off, on=False)
-        world_on = setup_content(odoo, db_on, on=True, emulator=emulator)
+        if args.aa:  # the OFF database's twin, without the addon: same content, same ids
+            drop_database(db_on)
+            pg_one("postgres", f'CREATE DATABASE "{db_on}" TEMPLATE "{db_off}"')  # pylint: disable=sql-injection
+            world_on = world_off
+        else:
+            prepare_database(odoo, db_on, f"calendar,{ADDON},resource_booking,{BRIDGE}" if booking else f"calendar,{ADDON}", args)
+            world_on = setup_content(odoo, db_on, on=True, emulator=emulator)
         if not args.profile_only:
             results["runs"] = benchmark(odoo, args, emulator, (db_off, db_on), (port_off, port_on), logs,
                                         (world_off, world_on))
