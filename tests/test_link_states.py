@@ -2,6 +2,7 @@
 PostgreSQL, directly and through the outbox."""
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pg import connect, insert_links, outbox_schema
@@ -10,6 +11,7 @@ from impact_calendar_integration.sync import engine, link_states, outbox
 from impact_calendar_integration.sync.link_states import (
     CALENDAR_LOST,
     CHANGED,
+    NEUTRALIZED,
     PAUSED,
     PENDING,
     RECREATE,
@@ -37,6 +39,7 @@ EXPECTED = {
     (PAUSED, CHANGED): PAUSED,
     **{(state, RETRY_NOW): PENDING for state in STATES},
     **{(state, CALENDAR_LOST): PENDING for state in STATES},
+    **{(state, NEUTRALIZED): PAUSED for state in STATES},
 }
 
 # What each event does to (attempts, first_failed_at) of a link that failed twice since
@@ -52,6 +55,7 @@ BOOKKEEPING = {
     CHANGED: ("keep", "keep"),
     RETRY_NOW: ("reset", "keep"),
     CALENDAR_LOST: ("reset", "keep"),
+    NEUTRALIZED: ("keep", "keep"),
 }
 FAILURES = {RETRYING, REJECTED, PAUSED}  # the events that start a failure's clock
 EARLIER = datetime(2020, 1, 1, 12, 0)
@@ -118,6 +122,13 @@ def test_an_unknown_event_is_refused_before_any_sql(cr):
         link_states.apply(cr, "done", "true", {})
     with pytest.raises(link_states.InvalidTransition, match="unknown transition 'done'"):
         outbox.record(cr, 1, "token", 1, engine.Transition("done"))
+
+
+def test_neutralize_sql_pauses_links_with_the_tables_statement():
+    """``odoo-bin neutralize`` runs plain SQL: its link statement is the table's, word for word."""
+    path = Path(link_states.__file__).parent.parent / "data" / "neutralize.sql"
+    link_lines = [line for line in path.read_text().splitlines() if "impact_calendar_link" in line]
+    assert link_lines == [link_states.statement(NEUTRALIZED, "dirty") + ";"]
 
 
 # -- the one writer ----------------------------------------------------------------------------

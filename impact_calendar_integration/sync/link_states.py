@@ -8,7 +8,9 @@ bookkeeping (``attempts``, ``first_failed_at``) the event means.
 Events are what happened to a link. A worker recording a push result applies the engine's
 ``Transition.kind``; four of them are named by the state they lead to (SYNCED, RETRYING,
 REJECTED, PAUSED), two lead back to PENDING and are named by why (RECREATE, UNVERIFIED). Folding
-the change log applies CHANGED, RETRY_NOW or CALENDAR_LOST.
+the change log applies CHANGED, RETRY_NOW or CALENDAR_LOST. ``data/neutralize.sql`` (plain SQL,
+run by ``odoo-bin neutralize`` without Python) pauses a copied database's links with NEUTRALIZED:
+its statement is ``statement(NEUTRALIZED, "dirty")``, word for word (a test holds it to that).
 
 The change log speaks three verbs, nothing else:
 
@@ -52,6 +54,7 @@ RESULTS = (SYNCED, UNVERIFIED, RECREATE, RETRYING, REJECTED, PAUSED)
 CHANGED = "changed"  # the class or instructor changed: push again; a rejected link gets a new chance
 RETRY_NOW = "retry_now"  # an admin or a reconnect: drop backoff and pause, push again
 CALENDAR_LOST = "calendar_lost"  # the calendar holding the event is gone: create anew
+NEUTRALIZED = "neutralized"  # a copy of the database: nothing pushes until it is reconnected
 
 # A worker claims only links that are not paused (``outbox.claim``): no result starts from PAUSED.
 _HELD = (PENDING, SYNCED, RETRYING, REJECTED)
@@ -66,6 +69,7 @@ TRANSITIONS = {
     **{(state, CHANGED): PENDING if state == REJECTED else state for state in STATES},
     **{(state, RETRY_NOW): PENDING for state in STATES},
     **{(state, CALENDAR_LOST): PENDING for state in STATES},
+    **{(state, NEUTRALIZED): PAUSED for state in STATES},
 }
 EVENTS = tuple(dict.fromkeys(event for _state, event in TRANSITIONS))
 
@@ -83,6 +87,7 @@ BOOKKEEPING = {
     CHANGED: {},
     RETRY_NOW: {"attempts": RESET},
     CALENDAR_LOST: {"attempts": RESET},
+    NEUTRALIZED: {},
 }
 
 
@@ -120,6 +125,15 @@ def state_sql(event):
     return ", ".join(sets), sources
 
 
+def statement(event, where, assignments=""):
+    """The UPDATE that applies ``event`` to the links ``where`` selects (see ``apply``)."""
+    sets, sources = state_sql(event)
+    if assignments:
+        sets = f"{sets}, {assignments}"
+    condition = f"({where}) AND {sources}" if sources else where
+    return f"UPDATE impact_calendar_link SET {sets} WHERE {condition}"
+
+
 def apply(cr, event, where, params, assignments=""):
     """Apply ``event`` to the links ``where`` selects, in one UPDATE; returns how many moved.
 
@@ -129,10 +143,6 @@ def apply(cr, event, where, params, assignments=""):
     the table has no move from for ``event`` are left as they are and not counted. Every SQL
     expression sees the row as it was before the update (``state`` is the old state).
     """
-    sets, sources = state_sql(event)
-    if assignments:
-        sets = f"{sets}, {assignments}"
-    condition = f"({where}) AND {sources}" if sources else where
     # Every fragment is a constant of this module or of the caller; values go through params.
-    cr.execute(f"UPDATE impact_calendar_link SET {sets} WHERE {condition}", params)  # pylint: disable=sql-injection
+    cr.execute(statement(event, where, assignments), params)  # pylint: disable=sql-injection
     return cr.rowcount
