@@ -11,7 +11,7 @@ a. Write overhead. A connected instructor (Google account connected with tokens 
    the precommit hooks where the addon marks its outbox rows and triggers the cron), without
    committing: the whole workload runs inside a savepoint that is rolled back, so the database
    is left as it was. The same workload runs twice, with syncing ON and with syncing OFF
-   (``impact.calendar.link._defer`` patched to a no-op: nothing is marked, no cron trigger);
+   (``impact.calendar.link._mark`` patched to a no-op: nothing is marked, no cron trigger);
    the order is OFF, ON after a small warm-up of both. Printed: wall time, SQL queries
    (``cr.sql_log_count``) and the ratios. Target: ON/OFF wall time <= 1.10.
 
@@ -362,7 +362,7 @@ def part_a(odoo, registry, emulator, args):
             env.cr.execute("SELECT count(*) FROM ir_cron_trigger")
             triggers_before = env.cr.fetchone()[0]
             if mode == "OFF":
-                with patch.object(link_class, "_defer", noop_defer):
+                with patch.object(link_class, "_mark", noop_defer):
                     phases = run_workload(env, world, classes, seed, context)
             else:
                 phases = run_workload(env, world, classes, seed, context)
@@ -437,7 +437,7 @@ def explain_extra_queries(odoo, env, emulator, link_class, noop_defer, context):
         with rolled_back(env):
             world = World(odoo, env, emulator, f"x{mode}")
             model = env["calendar.event"].with_user(world.instructor).with_context(**context)
-            defer = patch.object(link_class, "_defer", noop_defer) if mode == "OFF" else contextlib.nullcontext()
+            defer = patch.object(link_class, "_mark", noop_defer) if mode == "OFF" else contextlib.nullcontext()
             per_kind = {}
             with defer:
                 for kind in ("create", "reschedule", "roster change"):

@@ -426,8 +426,8 @@ def execute(self, query, params=None, log_exceptions=True):
         _log.info("PROF %s sql[%s]:%s %.4f", _thread(), stack[-1], text, (time.perf_counter() - t0) * 1000)
 odoo.sql_db.Cursor.execute = execute
 L = impact_calendar_link.ImpactCalendarLink
-timed(L, "_flush_dirty", "precommit_flush_dirty_total")
-timed(L, "_defer", "defer_collect_ids")
+timed(L, "_append_changes", "precommit_flush_dirty_total")
+timed(L, "_mark", "defer_collect_ids")
 timed(calendar_event.CalendarEvent, "_impact_scope_fields", "event_write_scope_fields")
 timed(ir_cron.ir_cron, "_trigger", "cron_trigger_row")
 timed(ir_cron.ir_cron, "_notifydb", "postcommit_notify_postgres_db")

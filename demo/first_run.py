@@ -160,7 +160,7 @@ class Demo:
             return "nothing"
         outcome = instructor.client.push([step])[step.key]
         transition = engine.settle(step, outcome, link, create_sends_current_body=provider.create_sends_current_body)
-        if transition.kind != engine.DONE:
+        if transition.kind != engine.SYNCED:
             raise DemoFailure(f"{step.action} of {booked.name!r} failed: {outcome.kind.value} {outcome.message}")
         booked.external_id, booked.pushed_hash = transition.external_id, transition.pushed_hash
         return step.action

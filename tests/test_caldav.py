@@ -125,7 +125,7 @@ def test_create_update_delete_one_request_each(dav, client):
     # deleting again: 404, which the engine counts as done
     again = client._delete(outcome.external_id or href)
     assert again.kind is Kind.GONE
-    assert engine.settle(Operation(key=4, action=DELETE, external_id=href), again, engine.LinkState(external_id=href)).kind == engine.DONE
+    assert engine.settle(Operation(key=4, action=DELETE, external_id=href), again, engine.LinkState(external_id=href)).kind == engine.SYNCED
 
 
 def test_update_after_user_edit_overwrites_on_412(dav, client):
@@ -214,9 +214,9 @@ class Link:
             step, outcome, self.state, create_sends_current_body=self.provider.create_sends_current_body,
         )
         state = self.state
-        if transition.kind == engine.RETRY:
+        if transition.kind == engine.RETRYING:
             self.state = engine.LinkState(**{**state.__dict__, "attempts": state.attempts + 1})
-        elif transition.kind in (engine.DONE, engine.CREATED_UNVERIFIED):
+        elif transition.kind in (engine.SYNCED, engine.UNVERIFIED):
             self.state = engine.LinkState(
                 external_id=transition.external_id, pushed_hash=transition.pushed_hash, generation=transition.generation,
             )
@@ -248,7 +248,7 @@ def test_one_put_or_delete_per_try_and_no_verifying_round(dav, client):
     more (no verifying update round), even when the class changed in between."""
     link = Link(client)
     dav.inject(r"\.ics$", method="PUT", drop=True, after_handling=True)
-    assert link.sync(snapshot(count=1)) == [engine.RETRY, engine.DONE]
+    assert link.sync(snapshot(count=1)) == [engine.RETRYING, engine.SYNCED]
     assert len(parsed(dav, client)) == 1, "the lost try was applied"
     put_first, put_retry = requests_made(dav)
     assert put_first == ("PUT", "*", None), "a first try never overwrites"
@@ -257,26 +257,26 @@ def test_one_put_or_delete_per_try_and_no_verifying_round(dav, client):
     # The class changes while a create's answer is lost: the retry carries the new version.
     other = Link(client, event_ref=8)
     dav.inject(r"\.ics$", method="PUT", drop=True, after_handling=True)
-    assert other.round(snapshot(event_ref=8, count=1)).kind == engine.RETRY
-    assert other.sync(snapshot(event_ref=8, count=3)) == [engine.DONE]
+    assert other.round(snapshot(event_ref=8, count=1)).kind == engine.RETRYING
+    assert other.sync(snapshot(event_ref=8, count=3)) == [engine.SYNCED]
     assert [method for method, _inm, _im in requests_made(dav)] == ["PUT", "PUT"]
     by_uid = {str(event["UID"]): event for event in parsed(dav, client)}
     assert len(by_uid) == 2, "0 duplicates"
     assert "3 students booked" in str(by_uid[ics.event_uid(NAMESPACE, 8, 42)]["DESCRIPTION"]), "0 lost changes"
 
-    assert link.sync(snapshot(count=2)) == [engine.DONE]
+    assert link.sync(snapshot(count=2)) == [engine.SYNCED]
     [(method, _inm, if_match)] = requests_made(dav)
     assert method == "PUT" and if_match, "an update: one conditional PUT"
     assert link.sync(snapshot(count=2)) == [], "unchanged: nothing sent"
 
     # An update whose answer was lost changed the ETag: its retry overwrites, one PUT, no GET.
     dav.inject(r"\.ics$", method="PUT", drop=True, after_handling=True)
-    assert link.sync(snapshot(count=4)) == [engine.RETRY, engine.DONE]
+    assert link.sync(snapshot(count=4)) == [engine.RETRYING, engine.SYNCED]
     (first, _first_inm, first_match), (retry, _retry_inm, retry_match) = requests_made(dav)
     assert (first, retry) == ("PUT", "PUT") and first_match and retry_match is None
     by_uid = {str(event["UID"]): event for event in parsed(dav, client)}
     assert "4 students booked" in str(by_uid[ics.event_uid(NAMESPACE, 7, 42)]["DESCRIPTION"])
-    assert link.sync(None) == [engine.DONE]
+    assert link.sync(None) == [engine.SYNCED]
     assert [method for method, _inm, _im in requests_made(dav)] == ["DELETE"]
     assert [str(event["UID"]) for event in parsed(dav, client)] == [ics.event_uid(NAMESPACE, 8, 42)]
 

@@ -44,7 +44,7 @@ def test_done_records_the_calendar_of_the_event():
     link = engine.LinkState()
     op = engine.plan(7, link, BODY, client_id, calendar="cal-1")
     step = engine.settle(op, Outcome(Kind.DONE, external_id="e9"), link)
-    assert (step.kind, step.external_id, step.calendar) == (engine.DONE, "e9", "cal-1")
+    assert (step.kind, step.external_id, step.calendar) == (engine.SYNCED, "e9", "cal-1")
 
 
 def test_a_404_in_our_calendar_makes_the_calendar_suspect():
@@ -58,7 +58,7 @@ def test_calendar_create_failures():
     assert engine.calendar_failed(Outcome(Kind.AUTH_REVOKED, message="x")).reconnect == "x"
     assert engine.calendar_failed(Outcome(Kind.RATE_LIMITED, retry_after=7)).hold == 7
     rejected = engine.calendar_failed(Outcome(Kind.REJECTED, message="no"))
-    assert (rejected.kind, rejected.account_error) == (engine.RETRY, "no")
+    assert (rejected.kind, rejected.account_error) == (engine.RETRYING, "no")
 
 
 def test_create_after_a_dead_worker_is_marked_resent():
@@ -86,18 +86,18 @@ def test_changed_class_is_updated():
 
 def test_unchanged_class_needs_no_call():
     step = engine.plan(7, engine.LinkState(external_id="e1", pushed_hash=HASH, generation=3), BODY, client_id)
-    assert step == engine.Transition(engine.DONE, external_id="e1", pushed_hash=HASH, generation=3)
+    assert step == engine.Transition(engine.SYNCED, external_id="e1", pushed_hash=HASH, generation=3)
 
 
 def test_gone_class_is_deleted_or_nothing():
     op = engine.plan(7, engine.LinkState(external_id="e1", pushed_hash=HASH), None, client_id)
     assert (op.action, op.external_id) == (DELETE, "e1")
-    assert engine.plan(7, engine.LinkState(), None, client_id) == engine.Transition(engine.DONE)
+    assert engine.plan(7, engine.LinkState(), None, client_id) == engine.Transition(engine.SYNCED)
 
 
 def test_forget_leaves_a_past_event_in_place():
     step = engine.plan(7, engine.LinkState(external_id="e1", generation=1), None, client_id, forget=True)
-    assert step == engine.Transition(engine.DONE, generation=1)
+    assert step == engine.Transition(engine.SYNCED, generation=1)
 
 
 # -- settle -------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ FRESH = engine.LinkState()
 
 def test_done_create_records_id_and_hash():
     t = engine.settle(create(), Outcome(Kind.DONE, external_id="e9"), FRESH)
-    assert (t.kind, t.external_id, t.pushed_hash, t.pushed) == (engine.DONE, "e9", HASH, True)
+    assert (t.kind, t.external_id, t.pushed_hash, t.pushed) == (engine.SYNCED, "e9", HASH, True)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_done_create_records_id_and_hash():
 )
 def test_retried_create_keeps_the_id_and_sends_the_body_again(op, outcome, link):
     t = engine.settle(op, outcome, link)
-    assert (t.kind, t.external_id, t.pushed_hash) == (engine.CREATED_UNVERIFIED, outcome.external_id, None)
+    assert (t.kind, t.external_id, t.pushed_hash) == (engine.UNVERIFIED, outcome.external_id, None)
     assert engine.settle(op, outcome, link, create_sends_current_body=False) == t
 
 
@@ -147,7 +147,7 @@ def test_retried_create_of_a_provider_sending_the_current_body_is_done(op, link)
     """CalDAV's retried create overwrites with the body it sends: no verifying update follows."""
     outcome = Outcome(Kind.DONE, external_id="e9", status=204)
     t = engine.settle(op, outcome, link, create_sends_current_body=True)
-    assert (t.kind, t.external_id, t.pushed_hash, t.pushed) == (engine.DONE, "e9", HASH, True)
+    assert (t.kind, t.external_id, t.pushed_hash, t.pushed) == (engine.SYNCED, "e9", HASH, True)
     assert t.calendar == op.meta.get("calendar")
     # failures are settled the same way whatever the flag
     for kind in (Kind.TRANSIENT, Kind.GONE, Kind.REJECTED, Kind.AUTH_REVOKED):
@@ -164,12 +164,12 @@ def test_only_caldav_declares_that_its_create_sends_the_current_body():
 def test_done_update_and_delete():
     assert engine.settle(update(), Outcome(Kind.DONE), FRESH).external_id == "e1"
     t = engine.settle(delete(), Outcome(Kind.DONE), FRESH)
-    assert (t.kind, t.external_id, t.pushed_hash) == (engine.DONE, None, None)
+    assert (t.kind, t.external_id, t.pushed_hash) == (engine.SYNCED, None, None)
 
 
 def test_gone_on_delete_is_done():
     t = engine.settle(delete(), Outcome(Kind.GONE, status=410), FRESH)
-    assert (t.kind, t.external_id, t.pushed) == (engine.DONE, None, True)
+    assert (t.kind, t.external_id, t.pushed) == (engine.SYNCED, None, True)
 
 
 @pytest.mark.parametrize("op", [update(), create()])
@@ -180,12 +180,12 @@ def test_gone_on_update_or_create_recreates_with_a_new_generation(op):
 
 def test_rate_limited_waits_and_holds_the_account():
     t = engine.settle(update(), Outcome(Kind.RATE_LIMITED, retry_after=30, message="slow down"), FRESH)
-    assert (t.kind, t.delay, t.hold, t.message) == (engine.RETRY, 30, 30, "slow down")
+    assert (t.kind, t.delay, t.hold, t.message) == (engine.RETRYING, 30, 30, "slow down")
 
 
 def test_transient_backs_off_without_holding_the_account():
     t = engine.settle(update(), Outcome(Kind.TRANSIENT), engine.LinkState(attempts=3), rng=random.Random(1))
-    assert t.kind == engine.RETRY and t.hold is None and t.message == "transient"
+    assert t.kind == engine.RETRYING and t.hold is None and t.message == "transient"
     assert policy.BASE_DELAY / 2 <= t.delay <= policy.BASE_DELAY * 8
 
 
@@ -201,7 +201,7 @@ def test_rejected_keeps_the_error_for_the_user():
 
 
 def test_every_outcome_kind_and_action_gives_a_transition_the_outbox_records():
-    recordable = {engine.DONE, engine.CREATED_UNVERIFIED, engine.RECREATE, engine.RETRY, engine.REJECTED, engine.PAUSED}
+    recordable = {engine.SYNCED, engine.UNVERIFIED, engine.RECREATE, engine.RETRYING, engine.REJECTED, engine.PAUSED}
     for op in (create(), update(), delete()):
         for kind in Kind:
             for link in (FRESH, engine.LinkState(attempts=2, create_sent=True)):
@@ -243,12 +243,12 @@ def test_an_unbooked_class_whose_create_answer_was_lost_is_found_then_deleted():
     op = engine.plan(7, lost, None, client_id, cleanup_body=BODY, calendar="cal-1")
     assert (op.action, op.client_id, op.body, op.meta["cleanup"], op.meta["calendar"]) == (CREATE, "id-g0", BODY, True, "cal-1")
     found = engine.settle(op, Outcome(Kind.DONE, external_id="ev-1", status=200), lost, create_sends_current_body=True)
-    assert (found.kind, found.external_id, found.calendar) == (engine.CREATED_UNVERIFIED, "ev-1", "cal-1")
+    assert (found.kind, found.external_id, found.calendar) == (engine.UNVERIFIED, "ev-1", "cal-1")
     then = engine.plan(7, engine.LinkState(external_id="ev-1", calendar="cal-1"), None, client_id, calendar="cal-1")
     assert (then.action, then.external_id) == (DELETE, "ev-1")
     # Never sent, or nothing to clean: nothing to do.
-    assert engine.plan(7, engine.LinkState(), None, client_id, cleanup_body=BODY).kind == engine.DONE
-    assert engine.plan(7, lost, None, client_id).kind == engine.DONE
+    assert engine.plan(7, engine.LinkState(), None, client_id, cleanup_body=BODY).kind == engine.SYNCED
+    assert engine.plan(7, lost, None, client_id).kind == engine.SYNCED
 
 
 def test_a_throttle_without_retry_after_never_holds_the_account_for_long():

@@ -124,7 +124,7 @@ def gcreate(n):
 
 def settled(op, outcome):
     """The provider holds the event (a retried create's too): nothing left to resend."""
-    return engine.settle(op, outcome, engine.LinkState()).kind in (engine.DONE, engine.CREATED_UNVERIFIED)
+    return engine.settle(op, outcome, engine.LinkState()).kind in (engine.SYNCED, engine.UNVERIFIED)
 
 
 def converge(client, operations, rounds=6):

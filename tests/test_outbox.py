@@ -138,14 +138,14 @@ def test_retry_waits_and_paused_is_not_claimed(schema):
         assert outbox.count_due(cr) == 0
         assert outbox.next_due(cr) is not None
         # A plain change keeps the backoff and the pause.
-        assert outbox.mark_users(cr, [1]) == 2
+        assert outbox.fold_users(cr, [1]) == 2
         assert outbox.claim(cr, "W3") == []
     conn.commit()
     assert _row(schema, claimed[0][0])[:2] == (True, "retrying")
     assert _row(schema, claimed[1][0])[:2] == (True, "paused")
     with conn.cursor() as cr:
         # A reconnect (retry) resumes the paused link and drops the backoff.
-        assert outbox.mark_users(cr, [1], retry=True) == 2
+        assert outbox.fold_users(cr, [1], retry=True) == 2
         assert [i for i, _ in outbox.claim(cr, "W4")] == [claimed[0][0], claimed[1][0]]
     conn.commit()
     conn.close()
@@ -161,7 +161,7 @@ def test_change_log_is_taken_once_and_marks_links(schema):
     worker_b.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED)
     with worker_a.cursor() as cr:
         assert sorted(outbox.take_changes(cr)) == [(1, None, "event"), (2, None, "event")]
-        assert outbox.mark_events(cr, [1, 2]) == 2
+        assert outbox.fold_events(cr, [1, 2]) == 2
     worker_a.commit()
     with worker_b.cursor() as cr:
         assert outbox.take_changes(cr) == []
@@ -185,7 +185,7 @@ def test_booking_append_never_conflicts_with_recording(schema):
         append_changes(bcr, [(1, None, outbox.CHANGE_EVENT)])
     booking.commit()
     with worker.cursor() as cr:
-        outbox.mark_events(cr, [ref for ref, _uid, _kind in outbox.take_changes(cr)])
+        outbox.fold_events(cr, [ref for ref, _uid, _kind in outbox.take_changes(cr)])
     worker.commit()
     dirty, state, external_id, change_seq, *_ = _row(schema, link_id)
     assert (dirty, state, external_id, change_seq) == (True, "synced", "ext-1", 2)
@@ -239,7 +239,7 @@ def test_first_failure_is_kept_across_retries_and_cleared_by_a_success(schema):
     _record(schema, "W3", outbox.finish_paused, "invalid_grant")
     conn = connect(schema)
     with conn.cursor() as cr:
-        outbox.mark_users(cr, [1], retry=True)  # the reconnect resumes it
+        outbox.fold_users(cr, [1], retry=True)  # the reconnect resumes it
     conn.commit()
     conn.close()
     assert _failed_since(schema, link_id) == first, "retries and pauses keep the first failure's time"
@@ -301,10 +301,10 @@ def test_an_account_answering_again_ends_the_backoff_but_not_the_throttle(schema
     with conn.cursor() as cr:
         cr.execute("UPDATE impact_calendar_link SET account_id = CASE WHEN id = 4 THEN 2 ELSE 1 END")
         claimed = dict(outbox.claim(cr, "W"))
-        outbox.record(cr, 1, "W", claimed[1], engine.Transition(engine.RETRY, delay=600, message="503"))
-        outbox.record(cr, 2, "W", claimed[2], engine.Transition(engine.RETRY, delay=1800, message="lost answer"))
-        outbox.record(cr, 3, "W", claimed[3], engine.Transition(engine.RETRY, delay=600, hold=600, message="429"))
-        outbox.record(cr, 4, "W", claimed[4], engine.Transition(engine.RETRY, delay=600, message="503"))
+        outbox.record(cr, 1, "W", claimed[1], engine.Transition(engine.RETRYING, delay=600, message="503"))
+        outbox.record(cr, 2, "W", claimed[2], engine.Transition(engine.RETRYING, delay=1800, message="lost answer"))
+        outbox.record(cr, 3, "W", claimed[3], engine.Transition(engine.RETRYING, delay=600, hold=600, message="429"))
+        outbox.record(cr, 4, "W", claimed[4], engine.Transition(engine.RETRYING, delay=600, message="503"))
     conn.commit()
     assert _due_ids(schema) == []
     with conn.cursor() as cr:

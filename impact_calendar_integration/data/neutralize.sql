@@ -1,6 +1,7 @@
 -- A neutralized copy must never push to (or hold tokens of) real calendars.
 DELETE FROM impact_calendar_credential;
 UPDATE impact_calendar_account SET state = 'needs_reconnect', last_error = 'Database neutralized: reconnect to sync.';
+-- links: sync/link_states.py, statement(NEUTRALIZED, "dirty") (tests/test_link_states.py checks it)
 UPDATE impact_calendar_link SET state = 'paused' WHERE dirty;
 -- a copy must not serve production's private feed URLs
 DELETE FROM impact_calendar_feed;

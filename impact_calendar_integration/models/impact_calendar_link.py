@@ -5,7 +5,7 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
 from .. import compat
-from ..sync import outbox
+from ..sync import link_states, outbox
 
 PENDING_CHANGES = "impact_calendar.pending_changes"
 GC_DAYS = 30  # settled links with nothing at the provider, of classes over this long, go
@@ -95,15 +95,9 @@ class ImpactCalendarLink(models.Model):
     pushed_hash = fields.Char(readonly=True)
     dirty = fields.Boolean(default=True, readonly=True)  # partial index in init()
     change_seq = fields.Integer(default=1, readonly=True)
-    state = fields.Selection(
-        [
-            ("pending", "Waiting"),
-            ("synced", "In calendar"),
-            ("retrying", "Retrying"),
-            ("rejected", "Rejected"),
-            ("paused", "Paused (reconnect)"),
-        ],
-        default="pending",
+    state = fields.Selection(  # written by sync.link_states.apply only
+        link_states.LABELS,
+        default=link_states.INITIAL,
         required=True,
         readonly=True,
         index=True,
@@ -164,29 +158,29 @@ class ImpactCalendarLink(models.Model):
         )
         return self.env.cr.rowcount
 
-    # -- listener side: called from booking writes, no network, bounded SQL at commit -----
+    # -- booking side: *mark* in the transaction, *append* at commit (see sync.link_states) --
     @api.model
     def _mark_events_dirty(self, event_ids):
-        self._defer(outbox.CHANGE_EVENT, event_ids)
+        self._mark(outbox.CHANGE_EVENT, event_ids)
 
     @api.model
     def _mark_users_dirty(self, user_ids, kind=outbox.CHANGE_USER):
         """``kind``: CHANGE_USER, or CHANGE_BACKFILL (also the user's future classes),
         CHANGE_RETRY (also drop backoff and pause) or CHANGE_RESYNC (send everything again)."""
-        self._defer(kind, user_ids)
+        self._mark(kind, user_ids)
 
     @api.model
-    def _defer(self, kind, ids):
-        """Collect ids for the transaction; one flush at commit appends them to the change log."""
+    def _mark(self, kind, ids):
+        """Collect ids for the transaction; at commit, one call appends them to the change log."""
         if not ids or self.env.context.get("impact_calendar_no_sync"):
             return
         data = self.env.cr.precommit.data
         if PENDING_CHANGES not in data:
-            self.env.cr.precommit.add(self._flush_dirty)
+            self.env.cr.precommit.add(self._append_changes)
         data.setdefault(PENDING_CHANGES, defaultdict(set))[kind].update(ids)
 
     @api.model
-    def _flush_dirty(self):
+    def _append_changes(self):
         """Append the transaction's changes to the change log and wake the worker.
 
         Never writes a link: a booking cannot conflict with a push being recorded."""
@@ -221,9 +215,9 @@ class ImpactCalendarLink(models.Model):
         if self.env.cr.rowcount:  # an inactive action is not woken, as Odoo does
             self.env.cr.postcommit.add(cron._notifydb)
 
-    # -- worker side: fold the change log into the links ------------------------------------
+    # -- worker side: *fold* the change log into the links -----------------------------------
     @api.model
-    def _absorb_changes(self):
+    def _fold_changes(self):
         """Turn committed changes into dirty links (and new ones). Returns the changes taken."""
         self.flush_model()
         cr = self.env.cr
@@ -238,11 +232,11 @@ class ImpactCalendarLink(models.Model):
         resync = by_kind[outbox.CHANGE_RESYNC]
         backfill = by_kind[outbox.CHANGE_BACKFILL] | resync
         events = sorted(by_kind[outbox.CHANGE_EVENT])
-        outbox.mark_events(cr, events)
-        outbox.mark_users(cr, sorted(by_kind[outbox.CHANGE_USER] | backfill))
-        outbox.mark_users(cr, sorted(retry_users | resync), retry=True)
-        outbox.mark_users(cr, sorted(resync), retry=True, forget=True)
-        outbox.mark_links_retry(cr, sorted(retry_links))
+        outbox.fold_events(cr, events)
+        outbox.fold_users(cr, sorted(by_kind[outbox.CHANGE_USER] | backfill))
+        outbox.fold_users(cr, sorted(retry_users | resync), retry=True)
+        outbox.fold_users(cr, sorted(resync), retry=True, forget=True)
+        outbox.fold_retries(cr, sorted(retry_links))
         if events:
             self._insert_links("e.id = ANY(%(events)s)", events=events)
         if backfill:
@@ -263,7 +257,7 @@ class ImpactCalendarLink(models.Model):
         not_booked = list(self.env["calendar.event"]._impact_calendar_not_booked_states())
         self.env.cr.execute(  # pylint: disable=sql-injection
             INSERT_LINKS.format(where=where, instructors=self._instructors_query()),
-            dict(params, uid=self.env.uid, pending=outbox.PENDING, not_booked=not_booked),
+            dict(params, uid=self.env.uid, pending=link_states.INITIAL, not_booked=not_booked),
         )
 
     # -- admin actions --------------------------------------------------------------------

@@ -170,7 +170,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         token = uuid.uuid4().hex
         links = self.env["impact.calendar.link"].sudo()
         self._commit(read_committed=True)
-        links._absorb_changes()
+        links._fold_changes()
         links.flush_model()
         claimed = outbox.claim(self.env.cr, token, limit=limit, lease=LEASE_SECONDS)
         # The lease must be visible to other workers before we talk to the network.

@@ -12,16 +12,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from . import payload, policy
+from .link_states import PAUSED, RECREATE, REJECTED, RETRYING, SYNCED, UNVERIFIED
 from .outcomes import Kind
 from .providers.base import CREATE, DELETE, UPDATE, Operation
 
-# Transition kinds: what the outbox records for a link.
-DONE = "done"  # the provider holds exactly what we meant; clean unless changed meanwhile
-CREATED_UNVERIFIED = "created_unverified"  # a retried create's event: keep its id, send the body again
-RECREATE = "recreate"  # the event vanished (or its id is burned): create anew, new generation
-RETRY = "retry"  # try again after ``delay`` seconds
-REJECTED = "rejected"  # the provider refused this version: wait for the class to change
-PAUSED = "paused"  # the account cannot push (needs reconnect): keep the change
+# Transition kinds are the link's events (``link_states``), named by the state they lead to:
+# SYNCED: the provider holds exactly what we meant; clean unless changed meanwhile.
+# RETRYING: try again after ``delay`` seconds.
+# REJECTED: the provider refused this version: wait for the class to change.
+# PAUSED: the account cannot push (needs reconnect): keep the change.
+# Two lead back to PENDING, named by why:
+# UNVERIFIED: a retried create's event: keep its id, send the current body again.
+# RECREATE: the event vanished (or its id is burned): create anew, new generation.
+KINDS = (SYNCED, UNVERIFIED, RECREATE, RETRYING, REJECTED, PAUSED)
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def plan(key, link, body, client_id_for=None, forget=False, calendar=None, clean
                 client_id=client_id_for(link.generation) if client_id_for else None,
                 meta={"hash": None, "resent": True, "calendar": calendar, "cleanup": True},
             )
-        return Transition(DONE, generation=link.generation)
+        return Transition(SYNCED, generation=link.generation)
     if link.external_id and link.calendar != calendar:
         return Operation(
             key=key, action=DELETE, external_id=link.external_id, meta={"calendar": link.calendar, "move": True}
@@ -113,7 +116,7 @@ def plan(key, link, body, client_id_for=None, forget=False, calendar=None, clean
     if body_hash == link.pushed_hash:
         # Coalescing: whatever happened since the last push, the provider already shows this.
         return Transition(
-            DONE, external_id=link.external_id, pushed_hash=body_hash, generation=link.generation, calendar=calendar
+            SYNCED, external_id=link.external_id, pushed_hash=body_hash, generation=link.generation, calendar=calendar
         )
     return Operation(
         key=key, action=UPDATE, body=body, external_id=link.external_id,
@@ -139,13 +142,13 @@ def paused(message):
 
 def waiting(delay, message):
     """Nothing was sent (settings incomplete or unsafe): try again later."""
-    return Transition(RETRY, delay=delay, message=message)
+    return Transition(RETRYING, delay=delay, message=message)
 
 
 def failed(link, message, rng=random):
     """The account's push failed in a way no provider outcome describes (an answer its module
     did not expect, a bug): try again after a backoff that grows with the link's attempts."""
-    return Transition(RETRY, delay=policy.backoff_delay(link.attempts + 1, rng=rng), message=message)
+    return Transition(RETRYING, delay=policy.backoff_delay(link.attempts + 1, rng=rng), message=message)
 
 
 FAILING = (Kind.TRANSIENT, Kind.RATE_LIMITED, Kind.AUTH_REVOKED)
@@ -185,8 +188,8 @@ def calendar_failed(outcome, rng=random):
         return Transition(PAUSED, message=message, reconnect=message)
     if kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
         delay = throttle_capped(outcome, policy.retry_delay(outcome, 1, rng=rng))
-        return Transition(RETRY, delay=delay, message=message, hold=delay if kind is Kind.RATE_LIMITED else None)
-    return Transition(RETRY, delay=policy.MAX_DELAY, message=message, account_error=message)
+        return Transition(RETRYING, delay=delay, message=message, hold=delay if kind is Kind.RATE_LIMITED else None)
+    return Transition(RETRYING, delay=policy.MAX_DELAY, message=message, account_error=message)
 
 
 def calendar_suspect(op, outcome):
@@ -208,7 +211,7 @@ def settle(op, outcome, link, rng=random, create_sends_current_body=False):
         # The event a lost create made, found (or made) again: keep its id, stay dirty, so that
         # the next round deletes it.
         return Transition(
-            CREATED_UNVERIFIED, external_id=outcome.external_id or op.external_id,
+            UNVERIFIED, external_id=outcome.external_id or op.external_id,
             generation=link.generation, pushed=True, calendar=op.meta.get("calendar"),
         )
     retried_create = op.action == CREATE and (outcome.status == 409 or link.attempts or op.meta.get("resent"))
@@ -217,13 +220,13 @@ def settle(op, outcome, link, rng=random, create_sends_current_body=False):
         # version of the class (a duplicate check that answers with the first event). Keep its id;
         # the next round sends the current body as an update.
         return Transition(
-            CREATED_UNVERIFIED, external_id=outcome.external_id or op.external_id,
+            UNVERIFIED, external_id=outcome.external_id or op.external_id,
             generation=link.generation, pushed=True, calendar=op.meta.get("calendar"),
         )
     if kind is Kind.DONE or (kind is Kind.GONE and op.action == DELETE):
         external_id = None if op.action == DELETE else (outcome.external_id or op.external_id)
         return Transition(
-            DONE, external_id=external_id, pushed_hash=op.meta.get("hash") if external_id else None,
+            SYNCED, external_id=external_id, pushed_hash=op.meta.get("hash") if external_id else None,
             generation=link.generation, pushed=True, calendar=op.meta.get("calendar") if external_id else None,
         )
     if kind is Kind.GONE:
@@ -232,7 +235,7 @@ def settle(op, outcome, link, rng=random, create_sends_current_body=False):
     if kind in (Kind.RATE_LIMITED, Kind.TRANSIENT):
         delay = throttle_capped(outcome, policy.retry_delay(outcome, link.attempts + 1, rng=rng))
         return Transition(
-            RETRY, delay=delay, message=outcome.message or kind.value,
+            RETRYING, delay=delay, message=outcome.message or kind.value,
             hold=delay if kind is Kind.RATE_LIMITED else None,
         )
     if kind is Kind.AUTH_REVOKED:

@@ -2,7 +2,7 @@
 
 A link is one (Odoo event, instructor) pair and what was pushed for it. The booking side never
 writes a link: it appends rows to the change log (``impact_calendar_change``), and only workers
-fold them into the links (``mark_*``), claim dirty links with ``FOR UPDATE SKIP LOCKED`` and a
+fold them into the links (``fold_*``), claim dirty links with ``FOR UPDATE SKIP LOCKED`` and a
 lease (``claimed_until``) committed at once, and record results. So a booking and a push being
 recorded never touch the same row: neither can make the other fail to serialize.
 
@@ -18,18 +18,18 @@ instead of the lease, which stays the last resort (a hung worker, a pooler that 
 A link waiting to be retried says why (``wait_reason``): a transient failure's backoff ends as
 soon as the account answers again (``resume_account``); a throttled account's wait
 (``hold_account``: the provider's ``Retry-After``) is honoured.
+
+A link's ``state`` (and its ``attempts`` and ``first_failed_at``) is written by
+``link_states.apply`` only: each statement here that moves a link names its event.
 """
 
-from . import engine, policy
+from . import link_states, policy
 
-# Link states (impact.calendar.link.state).
-PENDING = "pending"
-SYNCED = "synced"
-RETRYING = "retrying"
-REJECTED = "rejected"
-PAUSED = "paused"
+# The link states, as the outbox's readers name them (one vocabulary: ``link_states``).
+PENDING, SYNCED, RETRYING = link_states.PENDING, link_states.SYNCED, link_states.RETRYING
+REJECTED, PAUSED = link_states.REJECTED, link_states.PAUSED
 
-# Change log kinds (impact.calendar.change.kind): what happened, folded by ``mark_changes``.
+# Change log kinds (impact.calendar.change.kind): what happened, folded by ``fold_*``.
 CHANGE_EVENT = "event"  # a class changed: its links, and a link for its instructor(s)
 CHANGE_USER = "user"  # an instructor's standing changed (group, active, disconnect)
 CHANGE_BACKFILL = "backfill"  # connected: also make links for every future booked class
@@ -112,46 +112,39 @@ def take_changes(cr):
     return cr.fetchall()
 
 
-MARK_SQL = """
-    UPDATE impact_calendar_link
-       SET dirty = true, change_seq = change_seq + 1,
-           state = CASE WHEN %(retry)s OR state = %(rejected)s THEN %(pending)s ELSE state END,
+# The rows a fold moves, locked in id order; ``{where}`` narrows them.
+FOLD_WHERE = "id IN (SELECT id FROM impact_calendar_link WHERE {where} ORDER BY id FOR UPDATE)"
+FOLD_SET = """dirty = true, change_seq = change_seq + 1,
            next_try = CASE WHEN state = %(rejected)s OR %(retry)s THEN NULL ELSE next_try END,
-           attempts = CASE WHEN %(retry)s THEN 0 ELSE attempts END,
-           pushed_hash = CASE WHEN %(forget)s THEN NULL ELSE pushed_hash END
-     WHERE id IN (SELECT id FROM impact_calendar_link WHERE {where} ORDER BY id FOR UPDATE)
-"""
+           pushed_hash = CASE WHEN %(forget)s THEN NULL ELSE pushed_hash END"""
 
 
-def _mark(cr, where, params, retry=False, forget=False):
-    params = dict(
-        params, retry=retry, forget=forget, rejected=REJECTED, pending=PENDING
-    )
-    # ``where`` is a constant of this module; every value goes through a parameter.
-    cr.execute(MARK_SQL.format(where=where), params)  # pylint: disable=sql-injection
-    return cr.rowcount
+def _fold(cr, where, params, retry=False, forget=False):
+    params = dict(params, retry=retry, forget=forget, rejected=REJECTED)
+    event = link_states.RETRY_NOW if retry else link_states.CHANGED
+    return link_states.apply(cr, event, FOLD_WHERE.format(where=where), params, FOLD_SET)
 
 
-def mark_events(cr, event_refs):
+def fold_events(cr, event_refs):
     """These classes changed: their links (any instructor, old or new) are pushed again.
     A rejected link gets another chance with the new version."""
-    return _mark(cr, "event_ref = ANY(%(refs)s)", {"refs": list(event_refs)}) if event_refs else 0
+    return _fold(cr, "event_ref = ANY(%(refs)s)", {"refs": list(event_refs)}) if event_refs else 0
 
 
-def mark_users(cr, user_ids, retry=False, forget=False):
+def fold_users(cr, user_ids, retry=False, forget=False):
     """Every link of these instructors is looked at again; ``retry`` also drops backoff and
     resumes paused links (a reconnect, a resync); ``forget`` re-sends what the provider has."""
     if not user_ids:
         return 0
-    return _mark(cr, "user_id = ANY(%(users)s)", {"users": list(user_ids)}, retry=retry, forget=forget)
+    return _fold(cr, "user_id = ANY(%(users)s)", {"users": list(user_ids)}, retry=retry, forget=forget)
 
 
-def mark_links_retry(cr, pairs):
+def fold_retries(cr, pairs):
     """An admin's *Retry now* on (event_ref, user_id) links: drop the backoff, push again."""
     if not pairs:
         return 0
     refs, users = zip(*pairs)
-    return _mark(
+    return _fold(
         cr,
         "(event_ref, user_id) IN (SELECT * FROM unnest(%(refs)s::integer[], %(users)s::integer[]))",
         {"refs": list(refs), "users": list(users)},
@@ -214,51 +207,40 @@ def record(cr, link_id, token, seq, transition):
     The one entry point for results: the engine decides, this writes.
     """
     kind = transition.kind
-    if kind == engine.DONE:
+    if kind == link_states.SYNCED:
         return finish_done(
             cr, link_id, token, seq, transition.external_id, transition.pushed_hash, transition.generation,
             transition.calendar,
         )
-    if kind == engine.CREATED_UNVERIFIED:
+    if kind == link_states.UNVERIFIED:
         return finish_created_unverified(
             cr, link_id, token, seq, transition.external_id, transition.generation, transition.calendar
         )
-    if kind == engine.RECREATE:
+    if kind == link_states.RECREATE:
         return finish_recreate(cr, link_id, token, seq, transition.generation, transition.message)
-    if kind == engine.RETRY:
+    if kind == link_states.RETRYING:
         reason = WAIT_THROTTLE if transition.hold else WAIT_BACKOFF
         return finish_retry(cr, link_id, token, seq, transition.delay, transition.message, reason)
-    if kind == engine.REJECTED:
+    if kind == link_states.REJECTED:
         return finish_rejected(cr, link_id, token, seq, transition.message)
-    if kind == engine.PAUSED:
+    if kind == link_states.PAUSED:
         return finish_paused(cr, link_id, token, seq, transition.message)
-    raise ValueError(f"unknown transition {kind!r}")
+    raise link_states.InvalidTransition(f"unknown transition {kind!r}")
 
 
-# A failure keeps the time of the first one since the last success (``first_failed_at``), which
-# tells how long a link has been failing (the account's attention state); a success clears it.
-FAILED_SINCE = "first_failed_at = coalesce(first_failed_at, now() AT TIME ZONE 'UTC')"
-
-
-def _finish(cr, link_id, token, seq, assignments, params):
-    """Apply a result if we still hold the claim; clean the link unless it changed meanwhile."""
-    params = dict({"wait": None}, **params, id=link_id, token=token, seq=seq)
-    # ``assignments`` is a constant of this module; every value goes through a parameter.
-    cr.execute(  # pylint: disable=sql-injection
-        f"""
-        UPDATE impact_calendar_link
-           SET {assignments},
-               dirty = CASE WHEN change_seq = %(seq)s THEN %(clean_dirty)s ELSE true END,
+FINISH_SET = """dirty = CASE WHEN change_seq = %(seq)s THEN %(clean_dirty)s ELSE true END,
                create_sent = false,
                wait_reason = %(wait)s,
                claimed_until = NULL,
                claim_token = NULL,
-               claim_pid = NULL
-         WHERE id = %(id)s AND claim_token = %(token)s
-        """,
-        params,
-    )
-    return cr.rowcount == 1
+               claim_pid = NULL"""
+
+
+def _finish(cr, link_id, token, seq, event, assignments, params):
+    """Apply a result if we still hold the claim; clean the link unless it changed meanwhile."""
+    params = dict({"wait": None}, **params, id=link_id, token=token, seq=seq)
+    assignments = f"{assignments}, {FINISH_SET}" if assignments else FINISH_SET
+    return link_states.apply(cr, event, "id = %(id)s AND claim_token = %(token)s", params, assignments) == 1
 
 
 def finish_done(cr, link_id, token, seq, external_id, pushed_hash, generation, calendar=None):
@@ -268,16 +250,15 @@ def finish_done(cr, link_id, token, seq, external_id, pushed_hash, generation, c
         link_id,
         token,
         seq,
+        link_states.SYNCED,
         "external_id = %(external_id)s, external_calendar = %(calendar)s,"
         " pushed_hash = %(hash)s, generation = %(generation)s,"
-        " state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL, first_failed_at = NULL,"
-        " last_push_at = (now() AT TIME ZONE 'UTC')",
+        " next_try = NULL, last_error = NULL, last_push_at = (now() AT TIME ZONE 'UTC')",
         {
             "external_id": external_id,
             "calendar": calendar if external_id else None,
             "hash": pushed_hash,
             "generation": generation,
-            "state": SYNCED,
             "clean_dirty": False,
         },
     )
@@ -292,10 +273,10 @@ def finish_created_unverified(cr, link_id, token, seq, external_id, generation, 
         link_id,
         token,
         seq,
+        link_states.UNVERIFIED,
         "external_id = %(external_id)s, external_calendar = %(calendar)s, pushed_hash = NULL,"
-        " generation = %(generation)s, state = %(state)s, attempts = 0, next_try = NULL, last_error = NULL,"
-        " first_failed_at = NULL",
-        {"external_id": external_id, "calendar": calendar, "generation": generation, "state": PENDING, "clean_dirty": True},
+        " generation = %(generation)s, next_try = NULL, last_error = NULL",
+        {"external_id": external_id, "calendar": calendar, "generation": generation, "clean_dirty": True},
     )
 
 
@@ -306,9 +287,10 @@ def finish_recreate(cr, link_id, token, seq, generation, message):
         link_id,
         token,
         seq,
+        link_states.RECREATE,
         "external_id = NULL, external_calendar = NULL, pushed_hash = NULL, generation = %(generation)s,"
-        " state = %(state)s, next_try = NULL, last_error = %(message)s",
-        {"generation": generation, "message": message, "state": PENDING, "clean_dirty": True},
+        " next_try = NULL, last_error = %(message)s",
+        {"generation": generation, "message": message, "clean_dirty": True},
     )
 
 
@@ -322,10 +304,9 @@ def finish_retry(cr, link_id, token, seq, delay, message, reason=WAIT_BACKOFF):
         link_id,
         token,
         seq,
-        "state = %(state)s, attempts = attempts + 1,"
-        " next_try = (now() AT TIME ZONE 'UTC') + make_interval(secs => %(delay)s),"
-        " last_error = %(message)s, " + FAILED_SINCE,
-        {"delay": delay, "message": message, "state": RETRYING, "clean_dirty": True, "wait": reason},
+        link_states.RETRYING,
+        "next_try = (now() AT TIME ZONE 'UTC') + make_interval(secs => %(delay)s), last_error = %(message)s",
+        {"delay": delay, "message": message, "clean_dirty": True, "wait": reason},
     )
 
 
@@ -336,20 +317,16 @@ def finish_rejected(cr, link_id, token, seq, message):
         link_id,
         token,
         seq,
-        "state = %(state)s, attempts = attempts + 1, next_try = NULL, last_error = %(message)s, " + FAILED_SINCE,
-        {"message": message, "state": REJECTED, "clean_dirty": False},
+        link_states.REJECTED,
+        "next_try = NULL, last_error = %(message)s",
+        {"message": message, "clean_dirty": False},
     )
 
 
 def finish_paused(cr, link_id, token, seq, message):
     """The account cannot push now (needs reconnect): keep the change, pause until resumed."""
     return _finish(
-        cr,
-        link_id,
-        token,
-        seq,
-        "state = %(state)s, last_error = %(message)s, " + FAILED_SINCE,
-        {"message": message, "state": PAUSED, "clean_dirty": True},
+        cr, link_id, token, seq, link_states.PAUSED, "last_error = %(message)s", {"message": message, "clean_dirty": True}
     )
 
 
@@ -357,17 +334,16 @@ def forget_calendar(cr, account_id, calendar_id):
     """The calendar ``calendar_id`` is gone (the user deleted it, or we did on disconnect): the
     account's events there went with it. Links not held by a worker forget them and are pushed
     again (new generation); held links are settled by their holder."""
-    cr.execute(
-        """UPDATE impact_calendar_link
-              SET external_id = NULL, external_calendar = NULL, pushed_hash = NULL,
-                  generation = generation + 1, dirty = true, change_seq = change_seq + 1,
-                  state = %(pending)s, next_try = NULL, attempts = 0
-            WHERE id IN (SELECT id FROM impact_calendar_link
-                          WHERE account_id = %(account)s AND external_calendar = %(calendar)s
-                            AND claim_token IS NULL ORDER BY id FOR UPDATE)""",
-        {"pending": PENDING, "account": account_id, "calendar": calendar_id},
+    return link_states.apply(
+        cr,
+        link_states.CALENDAR_LOST,
+        """id IN (SELECT id FROM impact_calendar_link
+                   WHERE account_id = %(account)s AND external_calendar = %(calendar)s
+                     AND claim_token IS NULL ORDER BY id FOR UPDATE)""",
+        {"account": account_id, "calendar": calendar_id},
+        """external_id = NULL, external_calendar = NULL, pushed_hash = NULL,
+           generation = generation + 1, dirty = true, change_seq = change_seq + 1, next_try = NULL""",
     )
-    return cr.rowcount
 
 
 def mark_create_sent(cr, link_ids):

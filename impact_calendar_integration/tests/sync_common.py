@@ -86,7 +86,7 @@ class SyncCase(TransactionCase):
         """What a commit and the worker's first step do: ORM flush, the precommit hook that
         appends to the change log, then the worker folding the log into the links."""
         self.env.cr.flush()
-        self.env["impact.calendar.link"]._absorb_changes()
+        self.env["impact.calendar.link"]._fold_changes()
 
     def push(self):
         """Commit, then one cron run."""

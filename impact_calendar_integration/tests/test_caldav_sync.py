@@ -55,7 +55,7 @@ class TestCaldavSync(TransactionCase):
 
     def push(self):
         self.env.cr.flush()
-        self.env["impact.calendar.link"]._absorb_changes()
+        self.env["impact.calendar.link"]._fold_changes()
         return self.env["impact.calendar.synchronizer"]._drain()
 
     def let_time_pass(self):

@@ -452,12 +452,12 @@ class SyncBehaviour:
             events[:size].write({"location": f"Room for {size}"})
             self.env.flush_all()
             before = self.env.cr.sql_log_count
-            self.env["impact.calendar.link"]._flush_dirty()
+            self.env["impact.calendar.link"]._append_changes()
             costs[size] = self.env.cr.sql_log_count - before
         # A handful of statements per transaction, whether it touched 1 event or 100.
         self.assertLessEqual(costs[1], 6, costs)
         self.assertLessEqual(costs[100], costs[1], costs)
-        self.env["impact.calendar.link"]._absorb_changes()
+        self.env["impact.calendar.link"]._fold_changes()
         self.assertEqual(self.link(events[:1]).dirty, True)
 
 
@@ -484,7 +484,7 @@ class TestGoogleSync(SyncBehaviour, SyncCase):
         self.assertTrue(woken)
         self.synchronizer._drop_spent_triggers(run_started)
         self.assertEqual(triggers.search([("cron_id", "=", cron.id)]), before | older | later | woken, "its change is pending")
-        self.env["impact.calendar.link"]._absorb_changes()  # what a run does first
+        self.env["impact.calendar.link"]._fold_changes()  # what a run does first
         self.synchronizer._drop_spent_triggers(run_started)
         self.assertEqual(triggers.search([("cron_id", "=", cron.id)]), before - spent_before | older | later)
 
