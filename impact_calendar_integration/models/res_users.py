@@ -167,6 +167,7 @@ class ResUsers(models.Model):
     # -- Preferences buttons -------------------------------------------------------------
     def action_impact_calendar_connect(self):
         """Connect the provider the button names in its context (a generated button)."""
+        self._impact_check_self()
         name = self.env.context.get("impact_calendar_provider")
         if name not in providers.REGISTRY or providers.get(name).connect != providers.OAUTH:
             raise UserError(self.env._("Unknown calendar service: %s", name))

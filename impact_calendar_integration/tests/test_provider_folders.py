@@ -76,6 +76,12 @@ class TestProviderFolders(HttpCase):
         self.assertNotIn("toy.example", response.headers.get("Location", ""))
 
 
+def _setup_models(registry, cr):
+    """Rebuild the registry's model classes from their definitions (19.0 renamed the method)."""
+    setup = getattr(registry, "_setup_models__", None) or registry.setup_models
+    setup(cr)
+
+
 def _add_definition(registry, cr, definition):
     """Add a model definition to a built registry (the 18.0 and 19.0 ways) and set it up."""
     try:
@@ -84,7 +90,7 @@ def _add_definition(registry, cr, definition):
         definition._build_model(registry, cr)
     else:
         add_to_registry(registry, definition)
-    registry.setup_models(cr)
+    _setup_models(registry, cr)
     registry.init_models(cr, [definition._name], {}, install=False)
 
 
@@ -125,7 +131,7 @@ class TestToyProviderInOdoo(HttpCase):
 
         def restore():
             setattr(settings_class, attribute, bases)
-            registry.setup_models(self.env.cr)
+            _setup_models(registry, self.env.cr)
 
         self.addCleanup(restore)
         definition = type("ToySettings", (models.TransientModel,), {
