@@ -58,6 +58,16 @@ class TestProviderFolders(HttpCase):
         given = getattr(endpoint, "args", None) or endpoint._args__  # unbound field: 18.0 / 19.0 name
         self.assertEqual(given["config_parameter"], "impact_calendar.toy_endpoint")
         self.assertIn("impact_calendar_toy_redirect_uri", generated)
+        # Before that build, Settings shows the others as before and waits for its fields;
+        # Preferences, generated per request from the registry, shows its button at once.
+        settings_arch = etree.fromstring(self.env["res.config.settings"].get_views([(False, "form")])["views"]["form"]["arch"])
+        self.assertFalse(settings_arch.xpath("//setting[@id='impact_calendar_toy']"))
+        self.assertTrue(settings_arch.xpath("//setting[@id='impact_calendar_destination']"))
+        preferences = self.env.ref("base.view_users_form_simple_modif").id
+        preferences_arch = etree.fromstring(self.env["res.users"].get_views([(preferences, "form")])["views"]["form"]["arch"])
+        self.assertTrue(preferences_arch.xpath(
+            "//div[@name='impact_calendar_connect']/button[@name='action_impact_calendar_connect'][contains(@context, 'toy')]"
+        ))
         # Preferences: the connect route knows it, checks its settings and sends the user to it.
         params = self.env["ir.config_parameter"].sudo()
         params.set_param("impact_calendar.toy_client_id", "toy-id")
