@@ -14,10 +14,10 @@ from ..sync.vault import VaultKeyError
 _logger = logging.getLogger(__name__)
 
 
-
 def provider_selection(_model):
     """Every registered provider: the registry is read at each use, not frozen at import."""
     return providers.choices()
+
 
 PARAM = "impact_calendar.%s"
 GROUP = "impact_calendar_integration.group_calendar_integration"
