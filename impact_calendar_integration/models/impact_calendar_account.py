@@ -13,7 +13,12 @@ from ..sync.vault import VaultKeyError
 
 _logger = logging.getLogger(__name__)
 
-PROVIDERS = providers.choices()
+
+def provider_selection(_model):
+    """Every registered provider: the registry is read at each use, not frozen at import."""
+    return providers.choices()
+
+
 PARAM = "impact_calendar.%s"
 GROUP = "impact_calendar_integration.group_calendar_integration"
 DISCONNECT_GRACE = 24 * 3600  # seconds a disconnect may spend removing classes before erasing
@@ -44,7 +49,7 @@ class ImpactCalendarAccount(models.Model):
     user_id = fields.Many2one(
         "res.users", required=True, ondelete="cascade", index=True, readonly=True
     )
-    provider = fields.Selection(PROVIDERS, required=True, readonly=True)
+    provider = fields.Selection(provider_selection, required=True, readonly=True)
     email = fields.Char("Account", readonly=True)
     state = fields.Selection(
         [

@@ -1,4 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from lxml import etree
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
@@ -15,11 +17,11 @@ def _redirect_field(provider):
     return f"impact_calendar_{provider.name}_redirect_uri"
 
 
-def _provider_fields():
-    """{field name: field} of every registered provider's settings, and the redirect URI of
-    each OAuth provider (what the administrator copies into the provider's app)."""
+def _provider_fields(entries=None):
+    """{field name: field} of every registered provider's settings (or of ``entries``), and the
+    redirect URI of each OAuth provider (what the administrator copies into the provider's app)."""
     result = {}
-    for provider in providers.entries():
+    for provider in providers.entries() if entries is None else entries:
         for setting in provider.settings:
             field_type = fields.Boolean if setting.kind == "boolean" else fields.Char
             options = {"help": setting.help} if setting.help else {}
@@ -31,6 +33,33 @@ def _provider_fields():
                 provider.redirect_uri_label or f"{provider.label} redirect URI", compute="_compute_impact_calendar_redirect_uris"
             )
     return result
+
+
+def _setting_row(field_name, first=False, **attributes):
+    row = etree.Element("div", {"class": "row mt8" if first else "row"})
+    etree.SubElement(row, "label", {"for": field_name, "class": "col-lg-4 o_light_label"})
+    etree.SubElement(row, "field", dict(attributes, name=field_name))
+    return row
+
+
+def _add_generated_block(arch, provider):
+    """Add ``provider``'s Settings from its declared ``Setting``s: its own block before the
+    destination, its advanced ones among the endpoints (debug mode)."""
+    anchor = arch.xpath("//setting[@id='impact_calendar_destination']")
+    endpoints = arch.xpath("//div[@name='impact_calendar_endpoint_fields']")
+    if not anchor or not endpoints:
+        return
+    block = etree.Element("setting", {"id": f"impact_calendar_{provider.name}", "string": provider.label})
+    group = etree.SubElement(block, "div", {"class": "content-group"})
+    for setting in provider.settings:
+        attributes = {"password": "True"} if setting.secret else {}
+        if setting.placeholder:
+            attributes["placeholder"] = setting.placeholder
+        target = endpoints[0] if setting.advanced else group
+        target.append(_setting_row(provider.setting_field(setting), first=target is group and not len(group), **attributes))
+    if provider.connect == providers.OAUTH:
+        group.append(_setting_row(_redirect_field(provider), first=not len(group), widget="CopyClipboardChar"))
+    anchor[0].addprevious(block)
 
 
 class ResConfigSettings(models.TransientModel):
@@ -59,6 +88,23 @@ class ResConfigSettings(models.TransientModel):
         help="Instructors cannot choose: every new connection uses this destination.",
     )
     impact_calendar_key_configured = fields.Boolean(compute="_compute_impact_calendar_key_configured")
+
+    # -- Settings form: a provider without a view fragment of its own gets a generated block ----
+    @api.model
+    def _get_view_cache_key(self, view_id=None, view_type="form", **options):
+        # The generated blocks follow the provider registry: a provider discovered later shows.
+        return super()._get_view_cache_key(view_id, view_type, **options) + (tuple(providers.REGISTRY),)
+
+    @api.model
+    def _get_view(self, view_id=None, view_type="form", **options):
+        arch, view = super()._get_view(view_id, view_type, **options)
+        if view_type == "form" and arch.xpath("//block[@name='impact_calendar_setting_container']"):
+            shown = set(arch.xpath("//field/@name"))
+            for provider in providers.entries():
+                names = [provider.setting_field(setting) for setting in provider.settings]
+                if names and not shown.intersection(names) and all(name in self._fields for name in names):
+                    _add_generated_block(arch, provider)
+        return arch, view
 
     @api.depends("company_id")
     def _compute_impact_calendar_redirect_uris(self):

@@ -1,11 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+from lxml import etree
+
 from odoo import api, fields, models
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 
 from .. import compat
 from ..sync import outbox, providers
 from ..sync.config import DEDICATED, MAIN
-from .impact_calendar_account import DESTINATION_CHOICES, PROVIDERS
+from .impact_calendar_account import DESTINATION_CHOICES, provider_selection
 
 GROUP = "impact_calendar_integration.group_calendar_integration"
 MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
@@ -36,7 +38,7 @@ class ResUsers(models.Model):
     impact_calendar_account_id = fields.Many2one(
         "impact.calendar.account", compute="_compute_impact_calendar", string="External calendar"
     )
-    impact_calendar_provider = fields.Selection(PROVIDERS, compute="_compute_impact_calendar", string="Provider")
+    impact_calendar_provider = fields.Selection(provider_selection, compute="_compute_impact_calendar", string="Provider")
     impact_calendar_email = fields.Char(compute="_compute_impact_calendar", string="Connected account")
     impact_calendar_state = fields.Selection(
         [
@@ -134,7 +136,43 @@ class ResUsers(models.Model):
         # token means events are sent (the owner's; since 19.0 never an attendee's).
         return bool(getattr(user, token_field, False)) and getattr(user, status_method)() == "sync_active"
 
+    # -- Preferences form: a provider without a view fragment of its own gets generated buttons -
+    @api.model
+    def _get_view_cache_key(self, view_id=None, view_type="form", **options):
+        # The generated buttons follow the provider registry: a provider discovered later shows.
+        return super()._get_view_cache_key(view_id, view_type, **options) + (tuple(providers.REGISTRY),)
+
+    @api.model
+    def _get_view(self, view_id=None, view_type="form", **options):
+        arch, view = super()._get_view(view_id, view_type, **options)
+        connect = arch.xpath("//div[@name='impact_calendar_connect']") if view_type == "form" else []
+        resync = arch.xpath("//button[@name='action_impact_calendar_resync']")
+        if connect and resync:
+            shown = set(arch.xpath("//button/@name"))
+            for provider in providers.entries():
+                # Only a consent flow needs nothing but a button; a form comes with its fragment.
+                if provider.connect == providers.OAUTH and f"action_impact_calendar_connect_{provider.name}" not in shown:
+                    context = repr({"impact_calendar_provider": provider.name})
+                    etree.SubElement(connect[0], "button", {
+                        "name": "action_impact_calendar_connect", "type": "object", "context": context,
+                        "class": "btn btn-secondary me-2", "string": self.env._("Connect %s", provider.label),
+                    })
+                    resync[0].addprevious(etree.Element("button", {
+                        "name": "action_impact_calendar_connect", "type": "object", "context": context,
+                        "class": "btn btn-primary me-2", "string": self.env._("Reconnect"),
+                        "invisible": f"impact_calendar_state != 'needs_reconnect' or impact_calendar_provider != '{provider.name}'",
+                    }))
+        return arch, view
+
     # -- Preferences buttons -------------------------------------------------------------
+    def action_impact_calendar_connect(self):
+        """Connect the provider the button names in its context (a generated button)."""
+        self._impact_check_self()
+        name = self.env.context.get("impact_calendar_provider")
+        if name not in providers.REGISTRY or providers.get(name).connect != providers.OAUTH:
+            raise UserError(self.env._("Unknown calendar service: %s", name))
+        return self._impact_start_url(name)
+
     def _impact_check_self(self):
         self.ensure_one()
         if self != self.env.user or not self.env.user.has_group(GROUP):
