@@ -235,5 +235,5 @@ class TestToyProviderInOdoo(HttpCase):
     def push(self):
         """What a commit and a cron run do (``sync_common.SyncCase.push``)."""
         self.env.cr.flush()
-        self.env["impact.calendar.link"]._absorb_changes()
+        self.env["impact.calendar.link"]._fold_changes()
         self.env["impact.calendar.synchronizer"]._drain()
