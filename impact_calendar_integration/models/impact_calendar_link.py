@@ -163,7 +163,7 @@ class ImpactCalendarLink(models.Model):
         """Collect ids for the transaction; one flush at commit appends them to the change log."""
         if not ids or self.env.context.get("impact_calendar_no_sync"):
             return
-        data = self.env.cr.precommit.data
+        data = compat.precommit_data(self.env.cr)
         if PENDING_CHANGES not in data:
             self.env.cr.precommit.add(self._flush_dirty)
         data.setdefault(PENDING_CHANGES, defaultdict(set))[kind].update(ids)
@@ -173,7 +173,7 @@ class ImpactCalendarLink(models.Model):
         """Append the transaction's changes to the change log and wake the worker.
 
         Never writes a link: a booking cannot conflict with a push being recorded."""
-        pending = self.env.cr.precommit.data.pop(PENDING_CHANGES, {})
+        pending = compat.precommit_data(self.env.cr).pop(PENDING_CHANGES, {})
         appended = 0
         events = sorted(pending.pop(outbox.CHANGE_EVENT, ()))
         if events:
@@ -198,15 +198,8 @@ class ImpactCalendarLink(models.Model):
         if not cron:
             return
         cron.flush_recordset(["active"])
-        self.env.cr.execute(
-            """INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid, write_date)
-               SELECT cron.id, now.utc, %(uid)s, now.utc, %(uid)s, now.utc
-                 FROM ir_cron cron, (SELECT statement_timestamp() AT TIME ZONE 'UTC' AS utc) now
-                WHERE cron.id = %(cron)s AND cron.active""",
-            {"cron": cron.id, "uid": self.env.uid},
-        )
-        if self.env.cr.rowcount:  # an inactive action is not woken, as Odoo does
-            self.env.cr.postcommit.add(cron._notifydb)
+        if compat.trigger_cron_now(self.env.cr, cron.id, self.env.uid):
+            compat.notify_cron_after_commit(cron)
 
     # -- worker side: fold the change log into the links ------------------------------------
     @api.model
