@@ -166,8 +166,9 @@ class CronNotifyOverride:
     __slots__ = ()  # a model's instances have a fixed layout (BaseModel.__slots__)
 
     def _notifydb(self):
-        if not self._impact_calendar_notify():
-            super()._notifydb()
+        if self._impact_calendar_notify():
+            return None
+        return super()._notifydb()
 
 
 def notify_cron_after_commit(cron):
