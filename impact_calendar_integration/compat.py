@@ -1,16 +1,22 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""What differs between Odoo 18.0 and 19.0, named, for the rest of the addon.
+"""Every Odoo internal the addon relies on that may change between series: the 20.0-port
+checklist. Renamed fields and changed APIs of 18.0 and 19.0 are named here, and so are the
+internals both series share but do not promise to keep (the ``ir_cron_trigger`` table, the
+cron threads' wake-up in ``ir.cron._notifydb``, ``cr.precommit.data``, the ``in_group_`` and
+``sel_groups_`` keys of a user's form). The rest of the addon uses these names only.
 
 Renamed fields are keyed on the major version (``>= 19``), changed APIs on the API itself,
 so that a later series keeps the 19.0 side until it changes again; porting to 20.0 means
-adding its differences here.
+checking each entry below and adding its differences here.
 """
 
 import threading
 
 from odoo import models
+from odoo.addons.base.models.ir_cron import ODOO_NOTIFY_FUNCTION
 from odoo.modules import module as odoo_module
 from odoo.release import version_info
+from odoo.tools import SQL
 
 try:  # 19.0: call_kw moved to odoo.service.model, and refuses private methods itself
     from odoo.service.model import call_kw as _call_kw
@@ -100,3 +106,74 @@ def cron_progress(env, processed, done, remaining):
         cron._commit_progress(processed, remaining=remaining)
     else:
         cron._notify_progress(done=done, remaining=remaining)
+
+
+# -- a user's groups in a form's values ----------------------------------------------------------
+# 18.0 and 19.0: the user form writes groups through virtual fields named after them (a checkbox
+# ``in_group_<id>``, a selection ``sel_groups_<ids>``) besides the many2many itself.
+GROUP_FIELD_PREFIXES = ("in_group_", "sel_groups_")
+
+
+def writes_user_groups(vals):
+    """Whether ``vals``, written on res.users, may change the users' groups."""
+    return USER_GROUPS in vals or any(key.startswith(GROUP_FIELD_PREFIXES) for key in vals)
+
+
+# -- the transaction's hooks -----------------------------------------------------------------------
+def precommit_data(cr):
+    """A dict that lives as long as the transaction, for its precommit hooks (``cr.precommit``
+    is a ``Callbacks`` whose ``data`` is cleared with it)."""
+    return cr.precommit.data
+
+
+# -- scheduled actions: triggers and the cron threads' wake-up -------------------------------------
+# Both series: a trigger is an ``ir_cron_trigger`` row (cron_id, call_at, naive UTC) that the
+# cron threads compare with the database's clock; ``ir.cron._notifydb`` wakes them with
+# ``SELECT <ODOO_NOTIFY_FUNCTION>('cron_trigger', <dbname>)``.
+CRON_NOTIFY_FUNCTION = ODOO_NOTIFY_FUNCTION
+CRON_NOTIFY_CHANNEL = "cron_trigger"
+
+
+def trigger_cron_now(cr, cron_id, uid, before="", when="TRUE", params=None):
+    """``ir.cron._trigger()`` in one statement: a trigger at the database's now, to the
+    microsecond, unless the action is inactive (as Odoo does). Returns whether one was made.
+
+    ``before``: a WITH clause run in the same statement (the booking side's change-log append),
+    and ``when``: a condition on it, both constants of the caller with values in ``params``."""
+    cr.execute(  # pylint: disable=sql-injection
+        before + """INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid, write_date)
+           SELECT cron.id, now.utc, %(uid)s, now.utc, %(uid)s, now.utc
+             FROM ir_cron cron, (SELECT statement_timestamp() AT TIME ZONE 'UTC' AS utc) now
+            WHERE cron.id = %(cron)s AND cron.active AND (""" + when + ")",
+        dict(params or {}, cron=cron_id, uid=uid),
+    )
+    return bool(cr.rowcount)
+
+
+def drop_cron_triggers(cr, cron_id, since, while_empty):
+    """Delete ``cron_id``'s triggers due from ``since`` to the database's now, provided the
+    table ``while_empty`` has no row: in one statement, so one snapshot decides both."""
+    cr.execute(SQL(
+        """DELETE FROM ir_cron_trigger
+            WHERE cron_id = %s AND call_at >= %s AND call_at <= (statement_timestamp() AT TIME ZONE 'UTC')
+              AND NOT EXISTS (SELECT 1 FROM %s)""",
+        cron_id, since, SQL.identifier(while_empty),
+    ))
+
+
+class CronNotifyOverride:
+    """Mixed into ``ir.cron`` (models/ir_cron.py): ``_notifydb`` is the method both series
+    call, after commit, to wake the cron threads; ``_impact_calendar_notify`` sends the
+    wake-up itself when it can (True), else Odoo does."""
+
+    __slots__ = ()  # a model's instances have a fixed layout (BaseModel.__slots__)
+
+    def _notifydb(self):
+        if self._impact_calendar_notify():
+            return None
+        return super()._notifydb()
+
+
+def notify_cron_after_commit(cron):
+    """Wake the cron threads once the transaction is committed, as ``ir.cron._trigger`` does."""
+    cron.env.cr.postcommit.add(cron._notifydb)

@@ -20,11 +20,11 @@ import psycopg2
 from psycopg2 import sql
 
 from odoo import sql_db
-from odoo.addons.base.models.ir_cron import ODOO_NOTIFY_FUNCTION
+
+from .compat import CRON_NOTIFY_CHANNEL, CRON_NOTIFY_FUNCTION
 
 _logger = logging.getLogger(__name__)
 
-CHANNEL = "cron_trigger"  # the channel Odoo's cron threads listen on
 _lock = threading.Lock()
 _kept = {}  # os.getpid() -> connection: a forked worker never uses its parent's
 _timers = {}  # (os.getpid(), dbname) -> [(naive UTC time, Timer)]: the wake-ups to come
@@ -34,12 +34,12 @@ LATE = 0.5  # seconds after the due time: the trigger's call_at must have passed
 def notify(dbname):
     """Send ``ir.cron._notifydb``'s notification for ``dbname``. False if it could not be sent
     (the caller then does it Odoo's way, which reports the error)."""
-    query = sql.SQL("SELECT {}(%s, %s)").format(sql.Identifier(ODOO_NOTIFY_FUNCTION))
+    query = sql.SQL("SELECT {}(%s, %s)").format(sql.Identifier(CRON_NOTIFY_FUNCTION))
     with _lock:
         for _attempt in range(2):  # a kept connection may have been closed by the server
             try:
                 with _connection().cursor() as cr:
-                    cr.execute(query, (CHANNEL, dbname))
+                    cr.execute(query, (CRON_NOTIFY_CHANNEL, dbname))
             except psycopg2.Error as error:
                 _logger.debug("cron wake-up connection lost (%s): connecting again", error)
                 _drop()

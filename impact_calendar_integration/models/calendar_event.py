@@ -1,10 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import ast
 import functools
+import logging
 
 from odoo import api, models
 
 from ..sync.payload import ClassSnapshot
+
+_logger = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=8)
@@ -60,6 +63,42 @@ class CalendarEvent(models.Model):
         raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain") or "[]"
         domain = _parse_domain(raw)
         return list(domain) if isinstance(domain, (list, tuple)) else domain  # a copy: the cache is shared
+
+    def _impact_calendar_in_scope(self):
+        """Whether the class is one the admin's availability domain syncs."""
+        self.ensure_one()
+        domain = self._impact_calendar_scope_domain()
+        if domain is None:
+            raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain")
+            _logger.warning("impact_calendar.event_domain is not a valid domain: %r", raw)
+            domain = []
+        return not domain or bool(self.filtered_domain(domain))
+
+    @api.model
+    def _impact_calendar_namespace(self):
+        """This database's part of every external id and marker: copies of it never collide."""
+        return self.env["ir.config_parameter"].sudo().get_param("database.uuid", "")
+
+    @api.model
+    def _impact_calendar_include_names(self):
+        param = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.include_student_names")
+        return param in ("1", "True", "true")
+
+    def _impact_calendar_desired_snapshot(self, user, account):
+        """The ClassSnapshot ``user``'s external event of this class must show through
+        ``account``, or None when it must not exist. ``self``: the class, archived or deleted
+        (empty) ones included."""
+        event = self.with_context(active_test=False).sudo()
+        if not event or not event.active or user not in event._impact_calendar_instructors():
+            return None
+        if account.state != "connected" or not account._syncs_user():
+            return None
+        if not event._impact_calendar_in_scope():
+            return None
+        return event._impact_calendar_snapshot(
+            user, include_names=self._impact_calendar_include_names(),
+            marker=f"{self._impact_calendar_namespace()}:{event.id}",
+        )
 
     @api.model
     def _impact_calendar_not_booked_states(self):

@@ -1,5 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import logging
+import uuid
+from collections import namedtuple
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -23,6 +25,13 @@ PARAM = "impact_calendar.%s"
 GROUP = "impact_calendar_integration.group_calendar_integration"
 DISCONNECT_GRACE = 24 * 3600  # seconds a disconnect may spend removing classes before erasing
 DESTINATION_CHOICES = [(DEDICATED, "A dedicated calendar"), (MAIN, "My main calendar")]
+# The dedicated calendar, and the create in flight, of a mailbox the account no longer uses.
+NO_DEDICATED_CALENDAR = {
+    "calendar_id": False, "calendar_create_guard": False, "calendar_create_sent_at": False, "calendar_create_pid": False,
+}
+# What _claim_calendar_create found: the calendar's id (False: none yet); the guard to send its
+# create with (None: the create is not ours to send now); whether that create is a resend.
+CalendarClaim = namedtuple("CalendarClaim", "calendar_id guard resent")
 
 
 def dialog_action(name, res_model, context=None):
@@ -183,6 +192,98 @@ class ImpactCalendarAccount(models.Model):
         self.ensure_one()
         return self.calendar_id or False if self.destination == DEDICATED else None
 
+    # -- what the external calendar must show ------------------------------------------------
+    def _syncs_user(self):
+        """Whether the account's user is one whose classes are pushed."""
+        self.ensure_one()
+        user = self.user_id
+        return user.active and user.has_group(GROUP) and not self.native_sync_conflict
+
+    def _forgets_instead_of_deleting(self, link):
+        """Whether a class that must leave the calendar is only forgotten: past classes stay in
+        the calendar when syncing stops (disconnect, group lost). A disconnect deletes the
+        dedicated calendar in one call: nothing to do per class."""
+        self.ensure_one()
+        if self.state == "disconnecting" and self.calendar_id and link.external_calendar == self.calendar_id:
+            return True
+        if self._syncs_user() and self.state == "connected":
+            return False
+        event = link.event_id
+        return bool(event) and event.stop and event.stop < fields.Datetime.now()
+
+    # -- the dedicated calendar's create guard -----------------------------------------------
+    #
+    # The only writers of ``calendar_id`` and ``calendar_create_*`` besides a reconnect to
+    # another mailbox (which forgets them: NO_DEDICATED_CALENDAR). In SQL, between the
+    # synchronizer's commits: the claim is committed before the create goes out.
+    #
+    # Crash safety: a guard, a "create sent" time and the sender's database connection
+    # (``calendar_create_pid``) are committed before the call. Another worker waits only while
+    # that call may still be in flight: its sender's connection is alive and the lease has not run
+    # out. A sender whose call ended (failed, or its answer was lost) clears the time but keeps the
+    # guard; one that died leaves both, and its connection is gone. Either way the next run sends
+    # the create again at once, as a resend with the same guard, so that a provider able to find
+    # the first try's calendar returns it.
+    def _claim_calendar_create(self, lease):
+        """Lock the account and claim the create of its dedicated calendar. Returns a
+        CalendarClaim: the calendar's id if it exists; else, unless another worker's create may
+        still be in flight (``lease``: seconds), the guard to send it with, recorded as sent by
+        this connection."""
+        self.ensure_one()
+        cr = self.env.cr
+        cr.execute("SELECT pg_stat_clear_snapshot()")  # whose connection is alive now
+        cr.execute(
+            """SELECT calendar_id, calendar_create_guard, calendar_create_sent_at,
+                      calendar_create_pid IS NOT NULL AND calendar_create_pid <> pg_backend_pid()
+                      AND calendar_create_pid IN (SELECT pid FROM pg_stat_activity)
+                 FROM impact_calendar_account WHERE id = %s FOR UPDATE""",
+            (self.id,),
+        )
+        calendar_id, guard, sent_at, sender_alive = cr.fetchone()
+        if calendar_id:
+            return CalendarClaim(calendar_id, None, False)
+        if sent_at and sender_alive and sent_at > fields.Datetime.now() - timedelta(seconds=lease):
+            return CalendarClaim(False, None, False)
+        claim = CalendarClaim(False, guard or uuid.uuid4().hex, bool(guard))
+        cr.execute(
+            """UPDATE impact_calendar_account SET calendar_create_guard = %s,
+                      calendar_create_sent_at = (now() AT TIME ZONE 'UTC'),
+                      calendar_create_pid = pg_backend_pid() WHERE id = %s""",
+            (claim.guard, self.id),
+        )
+        return claim
+
+    def _calendar_create_failed(self, refused):
+        """The create call has ended without a calendar: nobody waits for it. ``refused``:
+        nothing was made, the next try is not a resend; else (failed, or its answer lost) the
+        next try resends with the guard."""
+        self.ensure_one()
+        self.env.cr.execute(
+            """UPDATE impact_calendar_account SET calendar_create_sent_at = NULL, calendar_create_pid = NULL,
+                      calendar_create_guard = CASE WHEN %s THEN NULL ELSE calendar_create_guard END
+                WHERE id = %s""",
+            (refused, self.id),
+        )
+        self.invalidate_recordset()
+
+    def _calendar_created(self, calendar_id):
+        self.ensure_one()
+        self.env.cr.execute(
+            """UPDATE impact_calendar_account SET calendar_id = %s, calendar_create_guard = NULL,
+                      calendar_create_sent_at = NULL, calendar_create_pid = NULL WHERE id = %s""",
+            (calendar_id, self.id),
+        )
+        self.invalidate_recordset()
+
+    def _calendar_lost(self, calendar_id):
+        """The user deleted ``calendar_id`` at the provider: the next round makes a new one."""
+        self.ensure_one()
+        self.env.cr.execute(
+            "UPDATE impact_calendar_account SET calendar_id = NULL WHERE id = %s AND calendar_id = %s",
+            (self.id, calendar_id),
+        )
+        self.invalidate_recordset()
+
     @api.model
     def _redirect_uri(self, provider):
         base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
@@ -244,10 +345,7 @@ class ImpactCalendarAccount(models.Model):
             old_tokens = None if same else account._readable_tokens()
             if not same:
                 # The dedicated calendar belongs to the old mailbox; the same one reuses it.
-                values.update(
-                    calendar_id=False, calendar_create_guard=False, calendar_create_sent_at=False,
-                    calendar_create_pid=False,
-                )
+                values.update(NO_DEDICATED_CALENDAR)
             account.write(values)
         else:
             old_tokens = None

@@ -163,12 +163,12 @@ class ImpactCalendarFeed(models.Model):
         """The feed text (bytes): same payload and privacy rules as the pushed events."""
         self.ensure_one()
         user = self.user_id
-        synchronizer = self.env["impact.calendar.synchronizer"]
-        namespace = synchronizer._namespace()
-        include_names = synchronizer._include_names()
+        events = self.env["calendar.event"]
+        namespace = events._impact_calendar_namespace()
+        include_names = events._impact_calendar_include_names()
         entries = []
         for event in self._classes():
-            if not synchronizer._in_scope(event):
+            if not event._impact_calendar_in_scope():
                 continue
             snapshot = event._impact_calendar_snapshot(user, include_names=include_names, marker=f"{namespace}:{event.id}")
             if snapshot is None:  # nobody booked: not a class

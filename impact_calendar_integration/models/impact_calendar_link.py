@@ -12,15 +12,12 @@ GC_DAYS = 30  # settled links with nothing at the provider, of classes over this
 KEEP_DAYS = 365  # settled links of classes over this long go, whatever the provider holds
 MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
 
-# The booking side appends a class's change only when it can matter: the class already has a
-# link, or one of its instructors has an account. Deleted classes keep their ids in ``unnest``.
-# ``{instructors}``: calendar.event._impact_calendar_instructors_query().
-# The booking side's one statement per commit: append the transaction's changes to the change
-# log (a class's, only when it has a link or a connected instructor) and, when any was
-# appended, wake the push action (``ir.cron._trigger()`` in SQL; the time is the database's, to
-# the microsecond, like the clock the cron workers compare it with). ``{instructors}`` is
-# calendar.event's parameterless query.
-APPEND_AND_WAKE = """
+# The booking side's one statement per commit (with compat.trigger_cron_now): append the
+# transaction's changes to the change log, a class's only when it can matter (it has a link, or
+# one of its instructors has an account; deleted classes keep their ids in ``unnest``), then wake
+# the push action if any was appended. ``{instructors}``:
+# calendar.event._impact_calendar_instructors_query(), parameterless.
+APPEND_CHANGES = """
     WITH event_changes AS (
         INSERT INTO impact_calendar_change (event_ref, kind)
         SELECT ref, %(event_kind)s FROM unnest(%(event_refs)s::integer[]) AS ref
@@ -34,11 +31,6 @@ APPEND_AND_WAKE = """
         SELECT * FROM unnest(%(refs)s::integer[], %(users)s::integer[], %(kinds)s::varchar[])
         RETURNING 1
     )
-    INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid, write_date)
-    SELECT cron.id, now.utc, %(uid)s, now.utc, %(uid)s, now.utc
-      FROM ir_cron cron, (SELECT statement_timestamp() AT TIME ZONE 'UTC' AS utc) now
-     WHERE cron.id = %(cron)s AND cron.active
-       AND (%(always)s OR EXISTS (SELECT 1 FROM event_changes) OR EXISTS (SELECT 1 FROM other_changes))
 """
 
 # A link is made for a class and each of its connected instructors once someone other than its
@@ -174,7 +166,7 @@ class ImpactCalendarLink(models.Model):
         """Collect ids for the transaction; at commit, one call appends them to the change log."""
         if not ids or self.env.context.get("impact_calendar_no_sync"):
             return
-        data = self.env.cr.precommit.data
+        data = compat.precommit_data(self.env.cr)
         if PENDING_CHANGES not in data:
             self.env.cr.precommit.add(self._append_changes)
         data.setdefault(PENDING_CHANGES, defaultdict(set))[kind].update(ids)
@@ -184,7 +176,7 @@ class ImpactCalendarLink(models.Model):
         """Append the transaction's changes to the change log and wake the worker.
 
         Never writes a link: a booking cannot conflict with a push being recorded."""
-        pending = self.env.cr.precommit.data.pop(PENDING_CHANGES, {})
+        pending = compat.precommit_data(self.env.cr).pop(PENDING_CHANGES, {})
         events = sorted(pending.pop(outbox.CHANGE_EVENT, ()))
         changes = [
             (None, user_id, kind) for kind, user_ids in sorted(pending.items()) for user_id in sorted(user_ids)
@@ -204,16 +196,17 @@ class ImpactCalendarLink(models.Model):
         cron = self.env["ir.cron"].sudo().browse(self.env["ir.cron"]._impact_calendar_push_action_id())
         cron.flush_recordset(["active"])
         refs, users, kinds = zip(*changes) if changes else ((), (), ())
-        self.env.cr.execute(  # pylint: disable=sql-injection
-            APPEND_AND_WAKE.format(instructors=self._instructors_query()),
-            {
+        woken = compat.trigger_cron_now(
+            self.env.cr, cron.id or None, self.env.uid,
+            before=APPEND_CHANGES.format(instructors=self._instructors_query()),
+            when="%(always)s OR EXISTS (SELECT 1 FROM event_changes) OR EXISTS (SELECT 1 FROM other_changes)",
+            params={
                 "event_kind": outbox.CHANGE_EVENT, "event_refs": list(events),
-                "refs": list(refs), "users": list(users), "kinds": list(kinds),
-                "cron": cron.id or None, "uid": self.env.uid, "always": always,
+                "refs": list(refs), "users": list(users), "kinds": list(kinds), "always": always,
             },
         )
-        if self.env.cr.rowcount:  # an inactive action is not woken, as Odoo does
-            self.env.cr.postcommit.add(cron._notifydb)
+        if woken:
+            compat.notify_cron_after_commit(cron)
 
     # -- worker side: *fold* the change log into the links -----------------------------------
     @api.model

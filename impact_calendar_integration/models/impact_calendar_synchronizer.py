@@ -3,10 +3,8 @@
 
 import logging
 import threading
-import time
 import uuid
 from collections import defaultdict
-from datetime import timedelta
 
 import psycopg2.errors
 
@@ -25,22 +23,8 @@ BATCH_SIZE = 100  # links claimed per round: a multiple of every provider's batc
 LEASE_SECONDS = 300  # a claim older than this is taken over (the worker died)
 TIME_BUDGET = 240  # seconds per cron run; the cron is re-triggered for what remains
 RECORD_ATTEMPTS = 3  # a recording that conflicts is recorded again, then its claims released
-# Pacing. A booking is several commits in quick succession, each waking the worker. In a
-# threaded server the worker shares its process, and the GIL, with the requests: while changes
-# keep coming, the worker waits after catching up until its thread has spent at most WORKER_SHARE
-# of its time computing (CPU time since it last caught up, Odoo's scheduling included), at least
-# RUN_GAP and at most MAX_GAP. The commits that come meanwhile are pushed together, after the
-# requests instead of beside them; in a burst the same run waits and pushes them (for at most
-# BURST_RUN seconds), since Odoo's scheduling of a run costs more than the push of one class.
-# MAX_GAP stays under a second: a change made a second or more after the last push goes out as
-# soon as the server's requests leave a quiet moment (sync/pacing.py: at once on an idle server,
-# within MAX_YIELD seconds on one that never pauses), whatever came before.
-RUN_GAP = 0.25
-MAX_GAP = 0.9
-WORKER_SHARE = 0.02
-BURST_RUN = 5.0
-# (database, thread) -> (time.monotonic() and time.thread_time() when it last caught up, gap)
-_pace = {}
+# The gaps this process's runs keep (sync/pacing.py); tests put an unpaced one in its place.
+PACER = pacing.RunPacer()
 _PROVIDERS_PACKAGE = __name__.rsplit(".", 2)[0] + ".sync.providers"
 CALENDAR_WAIT = 10  # seconds classes wait while another worker creates their calendar
 
@@ -59,13 +43,14 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     # Booking transactions only append to the change log, so they never meet these writes.
     @api.model
     def _cron_push(self, time_budget=TIME_BUDGET):
-        cpu_started = time.thread_time()
+        pacer = PACER
+        cpu_started = pacer.thread_clock()
         run_started = self._db_now()  # before any wait: see _drop_spent_triggers
         self._keep_run_gap()
-        started = time.monotonic()
+        started = pacer.clock()
         done = 0
         woken = False
-        while time.monotonic() - started < time_budget:
+        while pacer.clock() - started < time_budget:
             try:
                 pushed = self._push_round()
             except (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected):
@@ -90,7 +75,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
                 # leaves the last push's gap as it was: a change made after it goes out at once.
                 if not pushed or not self._burst_goes_on(started, cpu_started):
                     break
-                cpu_started = time.thread_time()
+                cpu_started = pacer.thread_clock()
                 continue
             if remaining > BATCH_SIZE and not woken:
                 self._wake_workers()
@@ -109,42 +94,22 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         return self.env.cr.fetchone()[0]
 
     @api.model
+    def _pace_key(self):
+        return self.env.cr.dbname, threading.get_ident()
+
+    @api.model
     def _keep_run_gap(self):
-        if compat.testing():
-            return
         self._commit()  # no transaction stays open across the wait
-        ended, _cpu, gap = _pace.get((self.env.cr.dbname, threading.get_ident()), (0.0, 0.0, RUN_GAP))
-        wait = gap - (time.monotonic() - ended)
-        if wait > 0:
-            time.sleep(wait)  # lets a burst of commits gather; the server's other threads run
-        pacing.ACTIVITY.wait_quiet()
+        PACER.wait_gap(self._pace_key())
 
     @api.model
     def _burst_goes_on(self, started, cpu_started):
-        """Once caught up: whether this run waits its gap and pushes what came meanwhile. Only
-        in a burst (the previous round ended shortly before this one began) and for at most
-        BURST_RUN seconds, after which the cron thread goes back to the other scheduled actions;
-        an isolated change ends its run at once."""
-        in_burst = self._pace_next_run(cpu_started)
-        if compat.testing() or not in_burst or time.monotonic() - started > BURST_RUN:
+        """Once caught up: whether this run waits its gap and pushes what came meanwhile
+        (``RunPacer.burst_goes_on``)."""
+        if not PACER.burst_goes_on(self._pace_key(), started, cpu_started):
             return False
         self._keep_run_gap()
         return outbox.has_changes(self.env.cr)  # a new snapshot: what was committed meanwhile
-
-    @api.model
-    def _pace_next_run(self, cpu_started):
-        """Record the gap the next round keeps. Returns whether this round followed the previous
-        one closely (a burst)."""
-        key = (self.env.cr.dbname, threading.get_ident())
-        now, cpu = time.monotonic(), time.thread_time()
-        ended, cpu_then, _gap = _pace.get(key, (0.0, 0.0, RUN_GAP))
-        # Since the previous round when it was recent (Odoo's scheduling in between counts),
-        # else this round alone.
-        recent = now - ended < 2 * MAX_GAP
-        spent = cpu - (cpu_then if recent else cpu_started)
-        gap = min(MAX_GAP, max(RUN_GAP, spent * (1 - WORKER_SHARE) / WORKER_SHARE))
-        _pace[key] = (now, cpu, gap)
-        return recent
 
     @api.model
     def _drop_spent_triggers(self, run_started):
@@ -156,12 +121,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         cron = self.env.ref("impact_calendar_integration.ir_cron_push_bookings", raise_if_not_found=False)
         if not cron:
             return
-        self.env.cr.execute(
-            """DELETE FROM ir_cron_trigger
-                WHERE cron_id = %s AND call_at >= %s AND call_at <= (statement_timestamp() AT TIME ZONE 'UTC')
-                  AND NOT EXISTS (SELECT 1 FROM impact_calendar_change)""",
-            (cron.id, run_started),
-        )
+        compat.drop_cron_triggers(self.env.cr, cron.id, run_started, while_empty="impact_calendar_change")
 
     @api.model
     def _push_round(self, limit=BATCH_SIZE):
@@ -370,68 +330,31 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         return [op for op in ops if op.meta.get("calendar") is not False]
 
     def _ensure_calendar(self, account, client):
-        """(calendar id, None), or (False, the Transition of the classes waiting for it).
-
-        Crash safety: a guard, a "create sent" time and the sender's database connection
-        (``calendar_create_pid``) are committed before the call. Another worker waits only while
-        that call may still be in flight: its sender's connection is alive and the lease has not
-        run out. A sender whose call ended (failed, or its answer was lost) clears the time but
-        keeps the guard; one that died leaves both, and its connection is gone. Either way the
-        next run sends the create again at once, as a resend with the same guard, so that a
-        provider able to find the first try's calendar returns it."""
-        cr = self.env.cr
-        cr.execute("SELECT pg_stat_clear_snapshot()")  # whose connection is alive now
-        cr.execute(
-            """SELECT calendar_id, calendar_create_guard, calendar_create_sent_at,
-                      calendar_create_pid IS NOT NULL AND calendar_create_pid <> pg_backend_pid()
-                      AND calendar_create_pid IN (SELECT pid FROM pg_stat_activity)
-                 FROM impact_calendar_account WHERE id = %s FOR UPDATE""",
-            (account.id,),
-        )
-        calendar_id, guard, sent_at, sender_alive = cr.fetchone()
-        if calendar_id:
-            self._commit()
-            return calendar_id, None
-        if sent_at and sender_alive and sent_at > fields.Datetime.now() - timedelta(seconds=LEASE_SECONDS):
-            self._commit()
-            return False, engine.waiting(CALENDAR_WAIT, self.env._("The calendar is being created."))
-        resent = bool(guard)
-        guard = guard or uuid.uuid4().hex
-        cr.execute(
-            """UPDATE impact_calendar_account SET calendar_create_guard = %s,
-                      calendar_create_sent_at = (now() AT TIME ZONE 'UTC'),
-                      calendar_create_pid = pg_backend_pid() WHERE id = %s""",
-            (guard, account.id),
-        )
+        """(calendar id, None), or (False, the Transition of the classes waiting for it). The
+        account's create guard (``_claim_calendar_create``) makes a crashed or concurrent
+        create safe."""
+        claim = account._claim_calendar_create(LEASE_SECONDS)
         self._commit()
+        if claim.calendar_id:
+            return claim.calendar_id, None
+        if not claim.guard:
+            return False, engine.waiting(CALENDAR_WAIT, self.env._("The calendar is being created."))
         name = account._calendar_name()
-        outcome = client.create_calendar(name, guard, resent=resent)
+        outcome = client.create_calendar(name, claim.guard, resent=claim.resent)
         self._commit(read_committed=True)
         account.invalidate_recordset()
         if not outcome.ok:
-            # The call has ended: nobody waits for it. Refused: nothing was made, the next try is
-            # not a resend. Failed (or its answer lost): the next try resends with the guard.
-            cr.execute(
-                """UPDATE impact_calendar_account SET calendar_create_sent_at = NULL, calendar_create_pid = NULL,
-                          calendar_create_guard = CASE WHEN %s THEN NULL ELSE calendar_create_guard END
-                    WHERE id = %s""",
-                (outcome.kind in (Kind.REJECTED, Kind.AUTH_REVOKED, Kind.GONE), account.id),
-            )
+            account._calendar_create_failed(refused=outcome.kind in (Kind.REJECTED, Kind.AUTH_REVOKED, Kind.GONE))
             self._commit()
             return False, engine.calendar_failed(outcome)
-        cr.execute(
-            """UPDATE impact_calendar_account SET calendar_id = %s, calendar_create_guard = NULL,
-                      calendar_create_sent_at = NULL, calendar_create_pid = NULL WHERE id = %s""",
-            (outcome.external_id, account.id),
-        )
-        if resent and not account._provider().calendar_create_idempotent:
+        account._calendar_created(outcome.external_id)
+        if claim.resent and not account._provider().calendar_create_idempotent:
             # The lost try may have made a calendar we can neither find nor use: say so.
             self._notify(account, self.env._(
                 "An interrupted attempt may have left an empty calendar “%(name)s” in %(account)s; "
                 "you can delete it. Your classes are in the newest one.",
                 name=name, account=account.email,
             ))
-        account.invalidate_recordset()
         self._commit()
         return outcome.external_id, None
 
@@ -447,14 +370,9 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         if not lost:
             return {}
         self._commit(read_committed=True)
-        cr = self.env.cr
         for calendar_id in lost:
-            cr.execute(
-                "UPDATE impact_calendar_account SET calendar_id = NULL WHERE id = %s AND calendar_id = %s",
-                (account.id, calendar_id),
-            )
-            outbox.forget_calendar(cr, account.id, calendar_id)
-        account.invalidate_recordset()
+            account._calendar_lost(calendar_id)
+            outbox.forget_calendar(self.env.cr, account.id, calendar_id)
         if account.state == "connected":
             self._notify(account, self.env._(
                 "Your calendar “%(name)s” was deleted in %(account)s: a new one is created and your "
@@ -513,11 +431,11 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
         ``target``: the calendar the class goes to (``account._target_calendar()``)."""
         provider = account._provider()
         try:
-            snapshot = self._desired_snapshot(link, account)
+            snapshot = link.event_id._impact_calendar_desired_snapshot(link.user_id, account)
             body = provider.build_body(snapshot) if snapshot else None
         except payload.PayloadError as exc:
             return engine.rejected(str(exc))
-        namespace = self._namespace()
+        namespace = self.env["calendar.event"]._impact_calendar_namespace()
         state = self._link_state(link)
         cleanup_body = None
         if body is None and engine.maybe_created(state):
@@ -528,7 +446,7 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             state,
             body,
             client_id_for=lambda generation: provider.client_id(namespace, link.event_ref, link.user_id.id, generation),
-            forget=body is None and bool(link.external_id) and self._forget_instead_of_delete(link, account),
+            forget=body is None and bool(link.external_id) and account._forgets_instead_of_deleting(link),
             calendar=target,
             cleanup_body=cleanup_body,
         )
@@ -552,54 +470,6 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             if account.state == "connected" and not error:
                 values["last_error"] = False
             account.sudo().write(values)
-
-    def _forget_instead_of_delete(self, link, account):
-        """Past classes stay in the calendar when syncing stops (disconnect, group lost).
-        A disconnect deletes the dedicated calendar in one call: nothing to do per class."""
-        if account.state == "disconnecting" and account.calendar_id and link.external_calendar == account.calendar_id:
-            return True
-        if self._user_enabled(account) and account.state == "connected":
-            return False
-        event = link.event_id
-        return bool(event) and event.stop and event.stop < fields.Datetime.now()
-
-    # -- what the external calendar must show ------------------------------------------------
-    @api.model
-    def _namespace(self):
-        return self.env["ir.config_parameter"].sudo().get_param("database.uuid", "")
-
-    def _user_enabled(self, account):
-        user = account.user_id
-        return (
-            user.active
-            and user.has_group("impact_calendar_integration.group_calendar_integration")
-            and not account.native_sync_conflict
-        )
-
-    def _desired_snapshot(self, link, account):
-        """The ClassSnapshot the external event must show, or None when it must not exist."""
-        event = link.event_id.with_context(active_test=False).sudo()
-        if not event or not event.active or link.user_id not in event._impact_calendar_instructors():
-            return None
-        if account.state != "connected" or not self._user_enabled(account):
-            return None
-        if not self._in_scope(event):
-            return None
-        return event._impact_calendar_snapshot(
-            link.user_id, include_names=self._include_names(), marker=f"{self._namespace()}:{event.id}"
-        )
-
-    def _include_names(self):
-        param = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.include_student_names")
-        return param in ("1", "True", "true")
-
-    def _in_scope(self, event):
-        domain = event._impact_calendar_scope_domain()
-        if domain is None:
-            raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain")
-            _logger.warning("impact_calendar.event_domain is not a valid domain: %r", raw)
-            domain = []
-        return not domain or bool(event.filtered_domain(domain))
 
     # -- helpers for tests and the Resync button -----------------------------------------------
     @api.model

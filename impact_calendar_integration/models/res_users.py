@@ -237,9 +237,7 @@ class ResUsers(models.Model):
     # -- listener: group or activity change starts or stops syncing -------------------------
     def write(self, vals):
         result = super().write(vals)
-        if "active" in vals or compat.USER_GROUPS in vals or any(
-            key.startswith(("in_group_", "sel_groups_")) for key in vals
-        ):
+        if "active" in vals or compat.writes_user_groups(vals):
             self.env["impact.calendar.link"]._mark_users_dirty(self.ids, outbox.CHANGE_BACKFILL)
             # An archived user or one without the group keeps no token.
             self.env["impact.calendar.account"]._disconnect_departed(self)

@@ -13,7 +13,7 @@ from odoo.tests import tagged
 
 from .. import compat
 from ..models import impact_calendar_synchronizer
-from ..sync import providers
+from ..sync import pacing, providers
 from .common import GROUP, make_user
 from .pushing import push_delete
 from .sync_common import SyncCase
@@ -504,13 +504,16 @@ class TestGoogleSync(SyncBehaviour, SyncCase):
 
         synchronizer = type(self.synchronizer)
         key = (self.env.cr.dbname, threading.get_ident())
-        pace = {key: (time.monotonic(), time.thread_time(), 0.3)} if burst else {}
+        pacer = pacing.RunPacer()
+        if burst:
+            pacer.caught_up(key, pacer.thread_clock())
+        caught_up = pacer.last(key)
         with patch.object(compat, "testing", return_value=False), \
                 patch.object(synchronizer, "_commit"), patch.object(synchronizer, "_rollback"), \
                 patch.object(synchronizer, "_keep_run_gap", side_effect=wait), \
-                patch.dict(impact_calendar_synchronizer._pace, pace, clear=True):
+                patch.object(impact_calendar_synchronizer, "PACER", pacer):
             pushed = self.synchronizer._cron_push()
-            self.paced = impact_calendar_synchronizer._pace != pace
+            self.paced = pacer.last(key) != caught_up
         return pushed, len(waits)
 
     def test_a_burst_is_served_by_one_run(self):
