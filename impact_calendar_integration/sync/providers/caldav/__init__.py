@@ -401,6 +401,8 @@ def discover(session, server_url, timeout=DEFAULT_TIMEOUT):
     if not homes:
         raise ConnectError(NOT_CALDAV)
     home = _follow(response.url, homes[0])
+    # Checked now, not at the first push: the connect form must say the address is refused.
+    getattr(session, "guard", netguard.Guard()).check(home)
     return home if home.endswith("/") else home + "/"
 
 
