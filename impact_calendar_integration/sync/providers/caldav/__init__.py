@@ -182,6 +182,14 @@ def classify(response):
     return Outcome(Kind.REJECTED, status=status, message=_message(response))
 
 
+def _calendar_missing(response):
+    """A PUT answered 404 on a create, or 409 (no parent collection, RFC 4918 9.7.1): not the
+    event but its calendar may be gone. A 404 that waits with backoff: the synchronizer then
+    asks ``get_calendar`` and forgets a calendar that is gone (never GONE, which re-creates the
+    event at once into the same missing calendar)."""
+    return Outcome(Kind.TRANSIENT, status=404, message=_message(response))
+
+
 def _is_calendar(response):
     try:
         root = ElementTree.fromstring(response.content)
@@ -267,10 +275,8 @@ class CaldavClient(ProviderClient):
         condition = {} if resent else {"If-None-Match": "*"}
         href = urljoin(self.calendar_id, quote(client_id, safe="@-_.") + ".ics")
         response = self._put(href, body, condition)
-        if response.status_code in (404, 409):
-            # Not the event (it does not exist yet) but its calendar (409: no parent collection):
-            # a 404, which makes the synchronizer check the calendar and forget it when it is gone.
-            return Outcome(Kind.TRANSIENT, status=404, message=_message(response))
+        if response.status_code == 404:
+            return _calendar_missing(response)
         if response.status_code == 412:
             # A first try found the resource there (a lost "create sent" mark): overwrite it.
             return self._overwrite(href, body)
@@ -309,6 +315,8 @@ class CaldavClient(ProviderClient):
         if response.status_code == 412:
             # Changed again between our GET and PUT: let the next round try.
             return Outcome(Kind.TRANSIENT, status=412, message=_message(response))
+        if response.status_code == 409:
+            return _calendar_missing(response)
         return classify(response)
 
     # -- the dedicated calendar -----------------------------------------------------------
@@ -322,7 +330,8 @@ class CaldavClient(ProviderClient):
             return Outcome(Kind.DONE, external_id=make_calendar(self.session, home, name, guard, self.config.timeout))
         except ConnectError as exc:
             message = str(exc)
-            kinds = {REFUSED: Kind.AUTH_REVOKED, CANNOT_CREATE: Kind.REJECTED}
+            # A refused password or a server now out of bounds: the user must reconnect.
+            kinds = {REFUSED: Kind.AUTH_REVOKED, NOT_ALLOWED: Kind.AUTH_REVOKED, HTTPS_ONLY: Kind.AUTH_REVOKED, CANNOT_CREATE: Kind.REJECTED}
             return Outcome(kinds.get(message, Kind.TRANSIENT), message=message)
 
     def get_calendar(self, calendar_id):
