@@ -96,6 +96,8 @@ class TestCaldavSync(TransactionCase):
         self.assertEqual((self.account.provider, self.account.email, self.account.state), ("caldav", self.login, "connected"))
         self.assertEqual((self.account.destination, self.account.calendar_id), ("dedicated", False))
         self.assertEqual(self.dav.calendars(self.login), {}, "the first push makes the calendar, not the connect")
+        me = self.instructor.with_user(self.instructor)
+        self.assertTrue(me.impact_calendar_destination_forced, "no main calendar to switch to: no switch button")
         credential = self.account._credential()
         self.assertNotIn(PASSWORD, credential.secret)
         self.assertEqual(credential._read_tokens().password, PASSWORD)
