@@ -3,7 +3,7 @@
 {
     "name": "IMPACT Calendar Integration",
     "summary": "Push booked classes one-way into each instructor's Google or Outlook calendar",
-    "version": "1.0.1",
+    "version": "1.0.2",
     "category": "Productivity/Calendar",
     "website": "https://github.com/impact/impact_calendar_integration",
     "author": "IMPACT",

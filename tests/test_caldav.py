@@ -18,6 +18,7 @@ from impact_calendar_integration.sync.providers.microsoft import body as graph_b
 from impact_calendar_integration.tests.emulators.radicale_server import RadicaleServer
 
 USER, PASSWORD = "ann", "app-specific-pass"
+GUARD = "0c1d2e3f"
 NAMESPACE = "0f6a2c1e-0000-4000-8000-000000000001"
 # Radicale listens on loopback: private hosts allowed, as an administrator would for Nextcloud
 CONFIG = caldav.CaldavConfig(calendar_name="Classes", timeout=5, allow_private_hosts=True)
@@ -37,6 +38,9 @@ def client(dav):
     saved = []
     new = caldav.CaldavClient(CONFIG, tokens, on_tokens=saved.append)
     new.saved = saved
+    made = new.create_calendar("Classes", GUARD)
+    assert made.kind is Kind.DONE, made.message
+    new.calendar_id = made.external_id
     for href in dav.events(USER, calendar_path(new)):
         dav._upstream.delete(dav.radicale_url + href, auth=(USER, PASSWORD))
     with dav.lock:
@@ -45,7 +49,7 @@ def client(dav):
 
 
 def calendar_path(client):
-    return "/" + client.tokens.calendar_url.split("/", 3)[3]
+    return "/" + client.calendar_id.split("/", 3)[3]
 
 
 def snapshot(event_ref=7, count=1, name="Pottery", hours=1, names=()):
@@ -80,17 +84,24 @@ def test_discovery_refuses_plain_http_elsewhere_and_placeholder_host():
         caldav.check_credentials(CONFIG, caldav.PRESETS["nextcloud"], USER, PASSWORD)
 
 
-def test_connect_makes_one_dedicated_calendar_named_from_settings(dav, client):
-    calendars = dav.calendars(USER)
-    assert calendars == {f"/{USER}/impact-classes/": "Classes"}
-    # a reconnect finds the same calendar instead of making a second one
-    caldav.check_credentials(CONFIG, dav.base_url + "/", USER, PASSWORD)
+def test_connect_makes_no_calendar_and_a_resent_create_finds_its_first_try(dav, client):
+    assert dav.calendars(USER) == {f"/{USER}/impact-classes-{GUARD}/": "Classes"}
+    tokens, _label = caldav.check_credentials(CONFIG, dav.base_url + "/", USER, PASSWORD)
+    assert tokens.calendar_url is None
     assert len(dav.calendars(USER)) == 1
+    resent = client.create_calendar("Classes", GUARD, resent=True)
+    assert (resent.kind, resent.external_id) == (Kind.DONE, client.calendar_id)
+    assert len(dav.calendars(USER)) == 1
+    other = client.create_calendar("Classes", "another-guard")
+    assert other.kind is Kind.DONE and other.external_id.endswith("/impact-classes-another-guard/")
+    assert len(dav.calendars(USER)) == 2
+    assert client.delete_calendar(other.external_id).kind is Kind.DONE
 
 
 def test_registry_entry_has_no_oauth_but_a_check():
     provider = get("caldav")
     assert provider.start is None and provider.finish is None and provider.check is caldav.check_credentials
+    assert provider.dedicated_calendar and not provider.main_calendar and provider.calendar_create_idempotent
     assert provider.config(lambda key: {"impact_calendar.dedicated_calendar_name": "Lessons"}.get(key)).calendar_name == "Lessons"
 
 
@@ -142,8 +153,10 @@ def test_update_after_user_edit_overwrites_on_412(dav, client):
         dav.log.clear()
     outcome = client._update(created.external_id, caldav.build_body(snapshot(count=3)))
     assert outcome.kind is Kind.DONE
-    assert [(r.method, r.status) for r in dav.log] == [("PUT", 412), ("GET", 200), ("PUT", 201)] or [
-        (r.method, r.status) for r in dav.log] == [("PUT", 412), ("GET", 200), ("PUT", 204)]
+    *refused_then_read, (last_method, last_status) = [(r.method, r.status) for r in dav.log]
+    assert refused_then_read == [("PUT", 412), ("GET", 200)]
+    # an overwrite answers 201 or 204 (RFC 4918 9.7.1: the server's choice; Radicale: 201)
+    assert (last_method, last_status in (201, 204)) == ("PUT", True)
     [event] = parsed(dav, client)
     assert str(event["SUMMARY"]) == "Pottery" and "3 students booked" in str(event["DESCRIPTION"])
 
@@ -281,13 +294,15 @@ def test_one_put_or_delete_per_try_and_no_verifying_round(dav, client):
     assert [str(event["UID"]) for event in parsed(dav, client)] == [ics.event_uid(NAMESPACE, 8, 42)]
 
 
-def test_resent_create_into_a_deleted_calendar_makes_it_again(dav, client):
+def test_create_into_a_deleted_calendar_is_a_404_that_get_calendar_confirms(dav, client):
     dav.delete_calendar(USER, calendar_path(client))
     op = create_op()
-    op.meta["resent"] = True
-    assert client.push([op])[1].kind is Kind.DONE
-    assert len(parsed(dav, client)) == 1
-    assert [(r.method, r.headers.get("If-None-Match")) for r in dav.log if r.method == "PUT"] == [("PUT", None)] * 2
+    op.meta.update(resent=True, calendar=client.calendar_id)
+    outcome = client.push([op])[1]
+    assert (outcome.kind, outcome.status) == (Kind.TRANSIENT, 404)
+    assert engine.calendar_suspect(op, outcome)
+    assert client.get_calendar(client.calendar_id).kind is Kind.GONE
+    assert dav.calendars(USER) == {}, "no calendar is made behind the synchronizer's back"
 
 
 def test_wrong_password_later_is_auth_revoked(dav, client):
@@ -297,12 +312,25 @@ def test_wrong_password_later_is_auth_revoked(dav, client):
     assert len(dav.log) == 1, "the stop policy sends nothing more once the account is refused"
 
 
-def test_deleted_dedicated_calendar_is_made_again(dav, client):
-    dav.delete_calendar(USER, calendar_path(client))
-    outcome = client.push([create_op()])[1]
-    assert outcome.kind is Kind.DONE
-    assert len(parsed(dav, client)) == 1
-    assert client.saved and client.saved[-1].calendar_url == client.tokens.calendar_url
+def test_get_and_delete_calendar(dav, client):
+    assert client.push([create_op()])[1].kind is Kind.DONE
+    assert client.get_calendar(client.calendar_id).kind is Kind.DONE
+    assert client.delete_calendar(client.calendar_id).kind is Kind.DONE
+    assert dav.calendars(USER) == {}
+    assert client.get_calendar(client.calendar_id).kind is Kind.GONE
+    assert client.delete_calendar(client.calendar_id).kind is Kind.GONE
+
+
+def test_a_calendar_the_connect_made_before_is_adopted_and_none_without_it(dav, client):
+    legacy = caldav.TokenSet(server_url=dav.base_url + "/", username=USER, password=PASSWORD, calendar_url=client.calendar_id)
+    assert get("caldav").connect_calendar(legacy) == client.calendar_id
+    assert get("caldav").connect_calendar(client.tokens) is None
+
+
+def test_no_calendar_id_is_refused_not_sent(dav, client):
+    client.calendar_id = None
+    assert client.push([create_op()])[1].kind is Kind.REJECTED
+    assert not [r for r in dav.log if r.method == "PUT"]
 
 
 def test_feed_is_valid_deterministic_and_private():

@@ -256,12 +256,11 @@ def test_tls_pinned_to_the_checked_address_keeps_the_certificate_check_on_the_na
     with Server({}) as plain, Server({}, tls=context) as secure:
         secure.routes[("PROPFIND", "/")] = multistatus(PRINCIPAL, "/p/")
         secure.routes[("PROPFIND", "/p/")] = multistatus(HOME, "/home/")
-        secure.routes[("MKCALENDAR", "/home/impact-classes/")] = lambda handler: answer(handler, 201)
         secure.routes[("PROPFIND", "/old")] = redirect(f"http://dav.test:{plain.port}/")
         sockets["allowed"].update({("127.0.0.1", plain.port), ("127.0.0.1", secure.port)})
         url = f"https://dav.test:{secure.port}/"
         tokens, _label = caldav.check_credentials(PRIVATE_OK, url, "ann", "secret", session=session(PRIVATE_OK))
-        assert tokens.calendar_url == f"https://dav.test:{secure.port}/home/impact-classes/"
+        assert tokens.calendar_home == f"https://dav.test:{secure.port}/home/"
         with pytest.raises(ConnectError, match="https://"):  # https never leads to plain http
             caldav.check_credentials(PRIVATE_OK, url + "old", "ann", "secret", session=session(PRIVATE_OK))
         assert plain.seen == []
@@ -279,10 +278,11 @@ def test_tls_pinned_to_the_checked_address_keeps_the_certificate_check_on_the_na
 def client_for(server, config, scheme="http", **tokens):
     base = f"{scheme}://dav.test:{server.port}"
     tokens = TokenSet(
-        server_url=base + "/", username="ann", password="secret", calendar_home=base + "/home/",
-        calendar_url=base + "/home/impact-classes/", **tokens,
+        server_url=base + "/", username="ann", password="secret", calendar_home=base + "/home/", **tokens,
     )
-    return caldav.CaldavClient(config, tokens, session=session(config))
+    client = caldav.CaldavClient(config, tokens, session=session(config))
+    client.calendar_id = base + "/home/impact-classes-g/"
+    return client
 
 
 def create(key=1):
@@ -299,15 +299,22 @@ def test_push_to_a_host_no_longer_allowed_pauses_the_account(sockets):
     assert server.seen == [] and sockets["connects"] == []
 
 
-def test_put_404_makes_the_calendar_again_once_then_backs_off(sockets):
-    """A server that answers every PUT with 404: one MKCALENDAR for the whole push, and the
-    classes wait with backoff (TRANSIENT), instead of GONE, which re-creates at once."""
+def test_put_404_backs_off_and_makes_no_calendar_behind_the_synchronizer(sockets):
+    """A server that answers every PUT with 404: no MKCALENDAR from the push (the synchronizer
+    checks the calendar with get_calendar), and the classes wait with backoff (TRANSIENT, 404),
+    instead of GONE, which re-creates at once."""
     with Server({("PUT", "*"): lambda handler: answer(handler, 404)}) as server:
-        server.routes[("MKCALENDAR", "/home/impact-classes/")] = lambda handler: answer(handler, 201)
         sockets["allowed"].add(("127.0.0.1", server.port))
         outcomes = client_for(server, PRIVATE_OK).push([create(1), create(2), create(3)])
-    assert [method for method, _path, _host in server.seen].count("MKCALENDAR") == 1
-    assert {outcome.kind for outcome in outcomes.values()} == {Kind.TRANSIENT}
+    assert [method for method, _path, _host in server.seen] == ["PUT"], "the stop policy sends no more"
+    assert {(outcome.kind, outcome.status) for outcome in outcomes.values()} == {(Kind.TRANSIENT, 404)}
+
+
+def test_create_calendar_refused_by_the_server_is_rejected(sockets):
+    with Server({("MKCALENDAR", "*"): lambda handler: answer(handler, 403)}) as server:
+        sockets["allowed"].add(("127.0.0.1", server.port))
+        outcome = client_for(server, PRIVATE_OK).create_calendar("Classes", "g")
+    assert (outcome.kind, outcome.message) == (Kind.REJECTED, caldav.CANNOT_CREATE)
 
 
 def drip(server, prefix, total, step=0.05):

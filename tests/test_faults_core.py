@@ -40,37 +40,6 @@ PROXY_PAGE = (
 )
 
 
-class Rewriter:
-    """Serves raw answers instead of (or rewritten from) the emulator's own, for matching paths.
-
-    Installed on the emulator instance's ``handle``, so it also sees the parts of a Google batch.
-    ``answer(req, real)`` gets the request and a thunk producing the real Response (calling it
-    performs the real operation), and returns the Response to send.
-    """
-
-    def __init__(self, server):
-        self.server = server
-        self.original = server.handle
-        self.rules = []
-        server.handle = self._handle
-
-    def add(self, path_regex, answer, times=1, method=None):
-        import re  # pylint: disable=import-outside-toplevel
-
-        self.rules.append([re.compile(path_regex), method, answer, times])
-
-    def _handle(self, req):
-        for rule in self.rules:
-            pattern, method, answer, times = rule
-            if times and pattern.search(req.path) and (method is None or method == req.method):
-                rule[3] = times - 1
-                return answer(req, lambda: self.original(req))
-        return self.original(req)
-
-    def remove(self):
-        self.server.__dict__.pop("handle", None)
-
-
 def raw(status, body, content_type="text/html; charset=utf-8", headers=None):
     def answer(_req, _real):
         return Response(status, raw=body, content_type=content_type, headers=headers)
@@ -91,10 +60,8 @@ def assert_typed(outcomes, operations):
 def google(google_server):
     google_server.reset()
     google_server.add_user(GUSER)
-    rewriter = Rewriter(google_server)
-    google_server.rewriter = rewriter
     yield google_server
-    rewriter.remove()
+    google_server.clear_faults()
 
 
 @pytest.fixture
@@ -155,7 +122,7 @@ def converge(client, operations, rounds=6):
 )
 def test_google_batch_answered_by_a_proxy_page(google, gclient, status, content_type, kind):
     body = PROXY_PAGE if "html" in content_type else ('{"ok": true}' if "json" in content_type else "Gateway Timeout")
-    google.rewriter.add(G_BATCH, raw(status, body, content_type))
+    google.inject(G_BATCH, answer=raw(status, body, content_type))
     ops = [gcreate(n) for n in range(3)]
     outcomes = gclient.push(ops)
     assert_typed(outcomes, ops)
@@ -171,7 +138,7 @@ def test_google_truncated_multipart_batch_answer(google, gclient):
         response.raw = response.raw[: len(response.raw) // 2]
         return response
 
-    google.rewriter.add(G_BATCH, truncated)
+    google.inject(G_BATCH, answer=truncated)
     ops = [gcreate(n) for n in range(4)]
     outcomes = gclient.push(ops)
     assert_typed(outcomes, ops)
@@ -197,7 +164,7 @@ def test_google_batch_answer_with_missing_parts(google, gclient, cut):
         response.raw = (boundary + boundary.join(parts) + boundary + "--\r\n").encode() if parts else (boundary + "--\r\n").encode()
         return response
 
-    google.rewriter.add(G_BATCH, incomplete)
+    google.inject(G_BATCH, answer=incomplete)
     ops = [gcreate(n) for n in range(3)]
     outcomes = gclient.push(ops)
     assert_typed(outcomes, ops)
@@ -212,7 +179,7 @@ def test_google_batch_part_with_garbage_content_id(google, gclient):
         response.raw = response.raw.replace(b"Content-ID: <response-", b"Content-ID: <zz", 1)
         return response
 
-    google.rewriter.add(G_BATCH, garbage)
+    google.inject(G_BATCH, answer=garbage)
     ops = [gcreate(n) for n in range(2)]
     assert_typed(gclient.push(ops), ops)
     converge(gclient, ops)
@@ -221,12 +188,12 @@ def test_google_batch_part_with_garbage_content_id(google, gclient):
 
 @pytest.mark.parametrize("body", ["<html>oops</html>", '{"id": ', "", "null", '"created"', "[]"])
 def test_google_batch_part_200_with_a_non_event_body(google, gclient, body):
-    google.rewriter.add(G_EVENTS, raw(200, body, "application/json; charset=UTF-8"), method="POST")
+    google.inject(G_EVENTS, answer=raw(200, body, "application/json; charset=UTF-8"), method="POST")
     ops = [gcreate(n) for n in range(3)]
     outcomes = gclient.push(ops)
     assert_typed(outcomes, ops)
     # the part answered with garbage is never taken for a created event
-    assert outcomes[0].kind is not Kind.DONE or outcomes[0].external_id == gid(0)
+    assert (outcomes[0].kind, outcomes[0].external_id, outcomes[0].status) == (Kind.TRANSIENT, None, 200)
     converge(gclient, ops)
     assert sorted(google.live_events(GUSER)) == sorted(gid(n) for n in range(3))
 
@@ -239,12 +206,12 @@ def test_google_create_answered_200_without_an_id(google, gclient, performed):
         data.pop("id", None)
         return Response(200, data)
 
-    google.rewriter.add(G_EVENTS, without_id, method="POST")
+    google.inject(G_EVENTS, answer=without_id, method="POST")
     ops = [gcreate(0), gcreate(1)]
     outcomes = gclient.push(ops)
     assert_typed(outcomes, ops)
     first = outcomes[0]
-    assert first.kind is not Kind.DONE or first.external_id, "DONE without an id loses the event"
+    assert (first.kind, first.external_id) == (Kind.TRANSIENT, None), "DONE without an id would lose the event"
     assert outcomes[1].kind is Kind.DONE and outcomes[1].external_id == gid(1)
     final = converge(gclient, ops)
     assert final[0].external_id == gid(0)
@@ -253,7 +220,7 @@ def test_google_create_answered_200_without_an_id(google, gclient, performed):
 
 def test_google_update_part_with_an_html_error_page(google, gclient):
     assert push_create(gclient, gbody(0), gid(0)).ok
-    google.rewriter.add(r"/events/", raw(502, PROXY_PAGE), method="PATCH")
+    google.inject(r"/events/", answer=raw(502, PROXY_PAGE), method="PATCH")
     outcome = push_update(gclient, gid(0), gbody(0))
     assert outcome.kind is Kind.TRANSIENT and outcome.status == 502
     assert "<html" not in outcome.message.lower()
@@ -297,11 +264,9 @@ def emu(mserver):
         for mailbox in mserver.mailboxes.values():
             mailbox.events.clear()
             mailbox.transactions.clear()
-    rewriter = Rewriter(mserver)
-    mserver.rewriter = rewriter
     with tls.trusted():
         yield mserver
-    rewriter.remove()
+    mserver.clear_faults()
 
 
 @pytest.fixture
@@ -349,7 +314,7 @@ def subjects(emu):
     ],
 )
 def test_graph_batch_answered_with_garbage(emu, mclient, status, content_type, body, kind):
-    emu.rewriter.add(M_BATCH, raw(status, body, content_type))
+    emu.inject(M_BATCH, answer=raw(status, body, content_type))
     ops = [mcreate(n) for n in range(3)]
     outcomes = mclient.push(ops)
     assert_typed(outcomes, ops)
@@ -369,12 +334,13 @@ def test_graph_batch_items_with_malformed_fields(emu, mclient):
         data["responses"] = [by_id["1"], by_id["2"], by_id["3"], by_id["4"]]  # 5 is missing
         return Response(200, data)
 
-    emu.rewriter.add(M_BATCH, mangle)
+    emu.inject(M_BATCH, answer=mangle)
     ops = [mcreate(n) for n in range(5)]
     outcomes = mclient.push(ops)
     assert_typed(outcomes, ops)
     assert outcomes[3].kind is Kind.DONE and outcomes[3].external_id
-    assert all(outcomes[n].kind is not Kind.DONE or outcomes[n].external_id for n in range(5))
+    # a string status, a missing status, a non-object body, a missing item: each retried, none DONE
+    assert [(outcomes[n].kind, outcomes[n].external_id) for n in (0, 1, 2, 4)] == [(Kind.TRANSIENT, None)] * 4
     converge(mclient, ops)
     assert subjects(emu) == [f"Class {n}" for n in range(5)], "transactionId: no duplicate on retry"
 
@@ -385,7 +351,7 @@ def test_graph_truncated_batch_answer_after_the_work_was_done(emu, mclient):
         response.raw = response.raw[: len(response.raw) // 2]
         return response
 
-    emu.rewriter.add(M_BATCH, truncated)
+    emu.inject(M_BATCH, answer=truncated)
     ops = [mcreate(n) for n in range(4)]
     outcomes = mclient.push(ops)
     assert_typed(outcomes, ops)
@@ -402,9 +368,9 @@ def test_graph_create_answered_201_without_an_id(emu, mclient, performed):
         data.pop("id", None)
         return Response(201, data)
 
-    emu.rewriter.add(r"/v1\.0/me/calendar/events$", without_id, method="POST")
+    emu.inject(r"/v1\.0/me/calendar/events$", answer=without_id, method="POST")
     outcome = mclient.push([mcreate(0)])[0]
-    assert outcome.kind is not Kind.DONE or outcome.external_id, "DONE without an id loses the event"
+    assert (outcome.kind, outcome.external_id, outcome.status) == (Kind.TRANSIENT, None, 201), "DONE without an id would lose the event"
     final = converge(mclient, [mcreate(0)])
     assert final[0].external_id
     assert subjects(emu) == ["Class 0"]
@@ -412,7 +378,7 @@ def test_graph_create_answered_201_without_an_id(emu, mclient, performed):
 
 @pytest.mark.parametrize("body, content_type", [(PROXY_PAGE, "text/html"), ("", "application/json"), ("[1]", "application/json")])
 def test_graph_single_create_with_a_non_json_2xx(emu, mclient, body, content_type):
-    emu.rewriter.add(r"/v1\.0/me/calendar/events$", raw(201, body, content_type), method="POST")
+    emu.inject(r"/v1\.0/me/calendar/events$", answer=raw(201, body, content_type), method="POST")
     outcome = mclient.push([mcreate(0)])[0]
     assert outcome.kind is Kind.TRANSIENT
     converge(mclient, [mcreate(0)])
@@ -421,7 +387,7 @@ def test_graph_single_create_with_a_non_json_2xx(emu, mclient, body, content_typ
 
 def test_graph_single_update_with_a_proxy_error_page(emu, mclient):
     created = mclient.push([mcreate(0)])[0]
-    emu.rewriter.add(r"/v1\.0/me/events/", raw(502, PROXY_PAGE), method="PATCH")
+    emu.inject(r"/v1\.0/me/events/", answer=raw(502, PROXY_PAGE), method="PATCH")
     outcome = push_update(mclient, created.external_id, mbody(0))
     assert outcome.kind is Kind.TRANSIENT and outcome.status == 502
     assert "<html" not in outcome.message.lower()

@@ -473,8 +473,10 @@ def caldav_config():
 
 def caldav_client(server):
     tokens = TokenSet(server_url=server.base_url + "/", username="u", password="p",
-                      calendar_home=server.base_url + "/", calendar_url=server.base_url + "/cal/")
-    return CaldavClient(caldav_config(), tokens)
+                      calendar_home=server.base_url + "/")
+    client = CaldavClient(caldav_config(), tokens)
+    client.calendar_id = server.base_url + "/cal/"
+    return client
 
 
 def caldav_op(n, action):

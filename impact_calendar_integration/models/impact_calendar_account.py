@@ -182,6 +182,33 @@ class ImpactCalendarAccount(models.Model):
         return requested
 
     @api.model
+    def _destination_for(self, entry, requested=None):
+        """A provider without a dedicated calendar pushes where its client was set up (for the
+        engine, the main calendar); one without a main calendar always gets the dedicated one."""
+        if not entry.dedicated_calendar:
+            return MAIN
+        return self._choose_destination(requested) if entry.main_calendar else DEDICATED
+
+    def _adopt_connect_calendars(self):
+        """Accounts whose connect made their calendar (kept in the tokens, ``connect_calendar``)
+        before calendars were made through ``create_calendar``: that calendar becomes the
+        dedicated one, and the classes already in it stay there (no move). Run by the 1.0.2
+        migration; an account whose tokens cannot be read is left as it is."""
+        for account in self.sudo().search([("calendar_id", "=", False)]):
+            entry = providers.REGISTRY.get(account.provider)
+            tokens = account._readable_tokens() if entry and entry.connect_calendar else None
+            calendar_id = tokens and entry.connect_calendar(tokens)
+            if not calendar_id:
+                continue
+            account.write({"calendar_id": calendar_id, "destination": DEDICATED})
+            self.env.cr.execute(
+                """UPDATE impact_calendar_link SET external_calendar = %s
+                    WHERE account_id = %s AND external_id IS NOT NULL AND external_calendar IS NULL""",
+                (calendar_id, account.id),
+            )
+            self.env["impact.calendar.link"].invalidate_model(["external_calendar"])
+
+    @api.model
     def _calendar_name(self):
         name = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.dedicated_calendar_name")
         return (name or "").strip() or DEFAULT_CALENDAR_NAME
@@ -336,7 +363,7 @@ class ImpactCalendarAccount(models.Model):
             "connected_at": fields.Datetime.now(),
             # A provider without a dedicated calendar of ours pushes into the calendar its client
             # was given at connect: for the engine that is the main one.
-            "destination": self._choose_destination(destination) if providers.get(provider).dedicated_calendar else MAIN,
+            "destination": self._destination_for(providers.get(provider), destination),
         }
         if account:
             # Another mailbox replaces the old one: its grant goes. For the same mailbox the

@@ -92,7 +92,10 @@ class ResUsers(models.Model):
             own = user == self.env.user
             choice = default if forced else (user.sudo().impact_calendar_destination_pref or default)
             user.impact_calendar_destination_choice = choice if own else False
-            user.impact_calendar_destination_forced = forced and own
+            # An account whose provider has no main calendar cannot switch: no button offers it.
+            account = accounts.sudo().search([("user_id", "=", user.id)], limit=1) if own else accounts
+            fixed = bool(account) and not providers.get(account.provider).main_calendar
+            user.impact_calendar_destination_forced = (forced or fixed) and own
             user.impact_calendar_calendar_name = name if own else False
 
     def _inverse_impact_calendar_destination_choice(self):

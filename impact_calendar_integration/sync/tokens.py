@@ -10,8 +10,9 @@ class TokenSet:
     Each provider uses the fields its client needs: OAuth tokens (``access_token``,
     ``refresh_token``, ``expires_at`` in epoch seconds), or a serialized token cache that holds
     a rotating refresh token (``msal_cache``, ``account_id``), or a server and an app-specific
-    password (``server_url``, ``username``, ``password``; ``calendar_home`` and ``calendar_url``
-    found at connect time). ``extra``: whatever else a provider keeps (JSON values, secrets
+    password (``server_url``, ``username``, ``password``; ``calendar_home`` found at connect
+    time; ``calendar_url``: the calendar a connect made before 1.0.2, adopted as the account's
+    ``calendar_id`` by the 1.0.2 migration). ``extra``: whatever else a provider keeps (JSON values, secrets
     included), so that a new provider needs no new field here.
     """
 

@@ -2,6 +2,7 @@
 """CalDAV end to end against a real CalDAV server (Radicale, started here on 127.0.0.1),
 through the Preferences wizard and the real cron, with faults injected in front of it."""
 
+import dataclasses
 import logging
 import re
 from datetime import datetime, timedelta
@@ -71,10 +72,16 @@ class TestCaldavSync(TransactionCase):
         with self.dav.lock:
             return [(r.method, r.status) for r in self.dav.log]
 
+    def calendar_path(self):
+        """The path of the account's dedicated calendar (``calendar_id``), None before it exists."""
+        self.account.invalidate_recordset()
+        return self.account.calendar_id and "/" + self.account.calendar_id.split("/", 3)[3]
+
     def stored(self):
         """``{UID: VEVENT}`` in our dedicated calendar, read by a CalDAV REPORT."""
         found = {}
-        for text in self.dav.events(self.login, f"/{self.login}/impact-classes/").values():
+        path = self.calendar_path()
+        for text in (self.dav.events(self.login, path) if path else {}).values():
             for vevent in icalendar.Calendar.from_ical(text).walk("VEVENT"):
                 self.assertNotIn(str(vevent["UID"]), found, "duplicate UID")
                 found[str(vevent["UID"])] = vevent
@@ -87,7 +94,10 @@ class TestCaldavSync(TransactionCase):
     # -- tests --------------------------------------------------------------------------------
     def test_connect_checks_credentials_and_keeps_the_password_secret(self):
         self.assertEqual((self.account.provider, self.account.email, self.account.state), ("caldav", self.login, "connected"))
-        self.assertEqual(set(self.dav.calendars(self.login).values()), {"Lessons"})
+        self.assertEqual((self.account.destination, self.account.calendar_id), ("dedicated", False))
+        self.assertEqual(self.dav.calendars(self.login), {}, "the first push makes the calendar, not the connect")
+        me = self.instructor.with_user(self.instructor)
+        self.assertTrue(me.impact_calendar_destination_forced, "no main calendar to switch to: no switch button")
         credential = self.account._credential()
         self.assertNotIn(PASSWORD, credential.secret)
         self.assertEqual(credential._read_tokens().password, PASSWORD)
@@ -160,7 +170,7 @@ class TestCaldavSync(TransactionCase):
         feed = self.env["impact.calendar.feed"]
         feed._rotate(self.instructor)
         feed_body = feed.sudo().search([("user_id", "=", self.instructor.id)])._body()
-        [stored] = self.dav.events(self.login, f"/{self.login}/impact-classes/").values()
+        [stored] = self.dav.events(self.login, self.calendar_path()).values()
         for body in (put.body, stored.encode(), feed_body):
             self.assertNotRegex(body, rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
             lines = re.split(rb"\r?\n", body)
@@ -175,7 +185,8 @@ class TestCaldavSync(TransactionCase):
     def test_one_request_per_class_change(self):
         event = self.klass(students=1)
         self.push()
-        self.assertEqual(self.calls(), [("PUT", 201)])
+        self.assertEqual(self.calls(), [("MKCALENDAR", 201), ("PUT", 201)])
+        self.assertEqual(self.dav.calendars(self.login), {self.calendar_path(): "Lessons"})
         put = self.dav.requests(method="PUT")[0]
         self.assertEqual(put.headers.get("If-None-Match"), "*")
         stored = self.stored()
@@ -225,7 +236,7 @@ class TestCaldavSync(TransactionCase):
             [(r.method, r.headers.get("If-None-Match")) for r in self.dav.requests(method="PUT")],
             [("PUT", "*"), ("PUT", None)],
         )
-        self.assertEqual([m for m, _s in self.calls()], ["PUT", "PUT"], "nothing else: no GET, no verifying PUT")
+        self.assertEqual([m for m, _s in self.calls()], ["MKCALENDAR", "PUT", "PUT"], "nothing else: no GET, no verifying PUT")
         link.invalidate_recordset()
         self.assertEqual((link.state, link.dirty, link.attempts), ("synced", False, 0))
         stored = self.stored()
@@ -279,3 +290,57 @@ class TestCaldavSync(TransactionCase):
         self.connect(password="new-pass")
         self.push()
         self.assertEqual(list(self.stored()), [self.uid(event)])
+
+    def test_deleted_calendar_is_made_again_through_the_registry(self):
+        """The user deletes our calendar: ``get_calendar`` says GONE, the synchronizer forgets
+        it, and the next round makes a new one (a new guard) and pushes the class into it."""
+        event = self.klass()
+        self.push()
+        first = self.calendar_path()
+        self.dav.delete_calendar(self.login, first)
+        event.write({"name": "Dav pottery (moved)"})
+        for _run in range(3):
+            self.push()
+            self.let_time_pass()
+        second = self.calendar_path()
+        self.assertTrue(second)
+        self.assertNotEqual(second, first)
+        self.assertEqual(self.dav.calendars(self.login), {second: "Lessons"})
+        self.assertEqual([str(v["SUMMARY"]) for v in self.stored().values()], ["Dav pottery (moved)"])
+        self.assertIn(("PROPFIND", 404), self.calls(), "get_calendar confirmed the calendar is gone")
+
+    def test_disconnect_deletes_the_calendar_in_one_call(self):
+        self.klass()
+        self.push()
+        path = self.calendar_path()
+        self.clear_log()
+        self.account.with_user(self.instructor)._disconnect(keep_events=False)
+        self.push()
+        self.assertIn(("DELETE", path), [(r.method, r.path) for r in self.dav.log])
+        self.assertNotIn(path, self.dav.calendars(self.login))
+        self.assertFalse(self.account.exists(), "disconnected: the account is erased")
+
+    def test_calendar_an_older_connect_made_is_adopted_and_its_classes_stay(self):
+        """1.0.1 made the calendar at connect and kept its URL in the tokens (destination main,
+        no ``calendar_id``): the 1.0.2 migration makes it the dedicated calendar, and the
+        classes in it are updated in place (no delete, no second calendar)."""
+        event = self.klass()
+        self.push()
+        url = self.account.calendar_id
+        link = self.env["impact.calendar.link"].sudo().search([("event_ref", "=", event.id)])
+        credential = self.account._credential()
+        credential._write_tokens(dataclasses.replace(credential._read_tokens(), calendar_url=url))
+        self.account.write({"calendar_id": False, "destination": "main"})
+        link.flush_recordset()
+        self.env.cr.execute("UPDATE impact_calendar_link SET external_calendar = NULL WHERE id = %s", (link.id,))
+        self.env["impact.calendar.account"]._adopt_connect_calendars()
+        self.account.invalidate_recordset()
+        link.invalidate_recordset()
+        self.assertEqual((self.account.calendar_id, self.account.destination, link.external_calendar), (url, "dedicated", url))
+        self.clear_log()
+        event.write({"name": "Dav pottery (after the upgrade)"})
+        self.push()
+        self.assertEqual([m for m, _s in self.calls()], ["PUT"], "an update in place")
+        self.assertTrue(self.dav.requests(method="PUT")[0].headers.get("If-Match"))
+        self.assertEqual(len(self.dav.calendars(self.login)), 1)
+        self.assertEqual([str(v["SUMMARY"]) for v in self.stored().values()], ["Dav pottery (after the upgrade)"])

@@ -62,7 +62,10 @@ class Provider:
     ``revoke(config, tokens)`` revokes the grant where the provider offers it.
     ``dedicated_calendar``: the user may choose between a calendar the addon creates and their
     main one (``create_calendar``/``get_calendar``/``delete_calendar`` of the client); else the
-    classes go where the client was set up at connect.
+    classes go where the client was set up at connect. ``main_calendar``: False when the client
+    has no main calendar to push into (every account then gets the dedicated one).
+    ``connect_calendar(tokens)``: the calendar an older connect made and kept in the tokens, or
+    None; ``impact.calendar.account._adopt_connect_calendars`` makes it the dedicated one.
     ``destination_scopes``: {destination: scopes to ask at consent} (``config.DEDICATED`` and
     ``config.MAIN``); ``start`` receives the destination's scopes.
     ``calendar_create_idempotent``: whether a resent ``create_calendar`` finds the calendar an
@@ -93,6 +96,8 @@ class Provider:
     scopes: tuple = ()
     destination_scopes: dict = None
     dedicated_calendar: bool = False
+    main_calendar: bool = True
+    connect_calendar: object = None
     calendar_create_idempotent: bool = False
     create_sends_current_body: bool = False
     native_sync: tuple = (None, None)

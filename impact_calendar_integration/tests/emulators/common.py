@@ -24,7 +24,10 @@ class Fault:
     drop: close the connection without answering;
     after_handling: the request is applied first, then the drop, delay or status replaces its
     answer (an answer lost after the change was made);
-    times: how many matching requests it hits (None: until cleared).
+    times: how many matching requests it hits (None: until cleared);
+    answer: ``answer(req, real)`` returns the Response to send instead (``real()`` performs the
+    request and returns the emulator's own answer, to rewrite it): malformed or truncated
+    answers, proxy pages. It also hits the parts of a Google batch.
     """
 
     path: str
@@ -36,6 +39,7 @@ class Fault:
     drop: bool = False
     times: int = 1
     after_handling: bool = False  # drop/delay/status only after the real handler ran: the answer is lost
+    answer: object = None
 
     def matches(self, method, path):
         if self.method and self.method.upper() != method:
@@ -178,15 +182,18 @@ class LoopbackServer:
                 and (method is None or r.method == method)
             ]
 
-    def _take_fault(self, method, path, inner=False):
+    def _take_fault(self, method, path, inner=False, answers=True):
         """The first fault matching the request, counted as used.
 
-        ``inner``: the request is one part of a batch; only status faults apply there (a drop,
-        a delay or an after-handling fault concerns the whole HTTP exchange).
+        ``inner``: the request is one part of a batch; only status and ``answer`` faults apply
+        there (a drop, a delay or an after-handling fault concerns the whole HTTP exchange).
+        ``answers``: whether ``answer`` faults apply (not where no emulator answer exists).
         """
         with self.lock:
             for fault in self.faults:
-                if inner and (not fault.status or fault.drop or fault.after_handling):
+                if fault.answer and not answers:
+                    continue
+                if inner and not fault.answer and (not fault.status or fault.drop or fault.after_handling):
                     continue
                 if fault.matches(method, path):
                     if fault.times is not None:
@@ -208,6 +215,11 @@ class LoopbackServer:
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(method, req.path)
+        if fault and fault.answer:
+            resp = fault.answer(req, lambda: self.handle(req))
+            entry.status = resp.status
+            self._write(handler, resp)
+            return
         if fault and not fault.after_handling:
             if fault.delay:
                 time.sleep(fault.delay)

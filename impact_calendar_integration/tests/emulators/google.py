@@ -839,8 +839,10 @@ class GoogleEmulator(LoopbackServer):
         return response
 
     def _part_fault(self, part_req):
-        """Status faults (not drops or delays) also hit matching requests inside a batch."""
+        """Status and answer faults (not drops or delays) also hit matching requests inside a batch."""
         fault = self._take_fault(part_req.method, part_req.path, inner=True)
+        if fault and fault.answer:
+            return fault.answer(part_req, lambda: self.handle(part_req))
         return Response(fault.status, fault.body, fault.headers) if fault else None
 
     @staticmethod

@@ -884,7 +884,7 @@ class MicrosoftEmulator(LoopbackServer):
     def _run_item(self, user, mailbox, item):
         parts = urlsplit(item["url"] if item["url"].startswith("/") else "/" + item["url"])
         # Status faults injected on a resource path also hit that resource inside a $batch.
-        fault = self._take_fault(item["method"], "/v1.0" + parts.path, inner=True)
+        fault = self._take_fault(item["method"], "/v1.0" + parts.path, inner=True, answers=False)
         if fault is not None:
             return Response(fault.status, fault.body, fault.headers)
         throttled = self._throttled(mailbox)

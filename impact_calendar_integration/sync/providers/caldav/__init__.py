@@ -42,9 +42,9 @@ _logger = logging.getLogger(__name__)
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 NS = {"d": DAV, "c": CALDAV}
-#: name of our dedicated calendar's collection inside the calendar home (stable: a reconnect
-#: finds the same calendar again instead of making a second one)
-COLLECTION = "impact-classes/"
+#: our dedicated calendar's collection inside the calendar home is this prefix and the create's
+#: guard: a resent create finds the calendar its first try made
+COLLECTION_PREFIX = "impact-classes-"
 MESSAGE_LIMIT = 300
 #: statuses after which a retry may succeed; the rest of 4xx are refusals of this payload
 TRANSIENT_STATUSES = (408, 423, 425, 500, 502, 503, 504, 507)
@@ -64,6 +64,7 @@ REFUSED = (
     "The user name or app password was refused. iCloud and Fastmail need an app-specific "
     "password, not the account password."
 )
+CANNOT_CREATE = "The server refused to create the calendar; check that this account may create calendars."
 
 PRESETS = {
     "icloud": "https://caldav.icloud.com",
@@ -181,6 +182,14 @@ def classify(response):
     return Outcome(Kind.REJECTED, status=status, message=_message(response))
 
 
+def _calendar_missing(response):
+    """A PUT answered 404 on a create, or 409 (no parent collection, RFC 4918 9.7.1): not the
+    event but its calendar may be gone. A 404 that waits with backoff: the synchronizer then
+    asks ``get_calendar`` and forgets a calendar that is gone (never GONE, which re-creates the
+    event at once into the same missing calendar)."""
+    return Outcome(Kind.TRANSIENT, status=404, message=_message(response))
+
+
 def _is_calendar(response):
     try:
         root = ElementTree.fromstring(response.content)
@@ -212,7 +221,6 @@ class CaldavClient(ProviderClient):
         self.on_tokens = on_tokens
         self.session = session or new_session(config)
         self.session.auth = (tokens.username or "", tokens.password or "")
-        self._calendar_remade = False  # MKCALENDAR at most once per client (one account's lease)
 
     # -- requests --------------------------------------------------------------------------
     def _request(self, method, url, body=None, headers=None):
@@ -261,18 +269,14 @@ class CaldavClient(ProviderClient):
         """PUT the event at its deterministic href. A first try sends ``If-None-Match: *``; a
         resent one (an earlier try may have been applied, its answer lost) overwrites
         unconditionally: the same href with the current body, so one PUT whatever happened."""
+        if not self.calendar_id:
+            # A CalDAV account has no main calendar of ours to fall back on (``main_calendar``).
+            return Outcome(Kind.REJECTED, message="No CalDAV calendar to push into.")
         condition = {} if resent else {"If-None-Match": "*"}
-        href = urljoin(self.calendar_url(), quote(client_id, safe="@-_.") + ".ics")
+        href = urljoin(self.calendar_id, quote(client_id, safe="@-_.") + ".ics")
         response = self._put(href, body, condition)
-        if response.status_code in (404, 409) and not self._calendar_remade:
-            # Our dedicated calendar is gone (deleted by the user): make it again, once per client.
-            self._calendar_remade = True
-            href = urljoin(self.calendar_url(recreate=True), quote(client_id, safe="@-_.") + ".ics")
-            response = self._put(href, body, condition)
-        if response.status_code in (404, 409):
-            # Not the event (it does not exist yet) but the calendar: a retry later, with backoff,
-            # never GONE (which re-creates at once and would MKCALENDAR on every push).
-            return Outcome(Kind.TRANSIENT, status=response.status_code, message=_message(response))
+        if response.status_code == 404:
+            return _calendar_missing(response)
         if response.status_code == 412:
             # A first try found the resource there (a lost "create sent" mark): overwrite it.
             return self._overwrite(href, body)
@@ -311,20 +315,47 @@ class CaldavClient(ProviderClient):
         if response.status_code == 412:
             # Changed again between our GET and PUT: let the next round try.
             return Outcome(Kind.TRANSIENT, status=412, message=_message(response))
+        if response.status_code == 409:
+            return _calendar_missing(response)
         return classify(response)
 
     # -- the dedicated calendar -----------------------------------------------------------
-    def calendar_url(self, recreate=False):
-        """Our dedicated calendar's URL, made (MKCALENDAR) when unknown or gone; persisted in
-        the tokens through ``on_tokens``."""
-        if self.tokens.calendar_url and not recreate:
-            return self.tokens.calendar_url
-        home = self.tokens.calendar_home or discover(self.session, self.tokens.server_url, self.config.timeout)
-        url = make_calendar(self.session, home, self.config.calendar_name, self.config.timeout)
-        self.tokens = replace(self.tokens, calendar_home=home, calendar_url=url)
+    def create_calendar(self, name, guard, resent=False):
+        """MKCALENDAR at a collection named after ``guard``: a resent create finds its first
+        try's calendar there (``calendar_create_idempotent``) instead of making a second one."""
+        try:
+            home = self.tokens.calendar_home or discover(self.session, self.tokens.server_url, self.config.timeout)
+            if not self.tokens.calendar_home:
+                self._keep_tokens(replace(self.tokens, calendar_home=home))
+            return Outcome(Kind.DONE, external_id=make_calendar(self.session, home, name, guard, self.config.timeout))
+        except ConnectError as exc:
+            message = str(exc)
+            # A refused password or a server now out of bounds: the user must reconnect.
+            kinds = {REFUSED: Kind.AUTH_REVOKED, NOT_ALLOWED: Kind.AUTH_REVOKED, HTTPS_ONLY: Kind.AUTH_REVOKED, CANNOT_CREATE: Kind.REJECTED}
+            return Outcome(kinds.get(message, Kind.TRANSIENT), message=message)
+
+    def get_calendar(self, calendar_id):
+        return self._calendar_call(calendar_id, "PROPFIND", PROPFIND_RESOURCETYPE, {"Depth": "0"})
+
+    def delete_calendar(self, calendar_id):
+        return self._calendar_call(calendar_id, "DELETE")
+
+    def _calendar_call(self, calendar_id, method, body=None, headers=None):
+        """One request on our calendar's collection: DONE, GONE (404/410) or what failed."""
+        try:
+            response = self._request(method, calendar_id, body, headers)
+        except netguard.HostNotAllowed as exc:
+            return Outcome(Kind.AUTH_REVOKED, message=connect_message(exc))
+        except (requests.RequestException, http_limits.LimitExceeded, ValueError) as exc:
+            return Outcome(Kind.TRANSIENT, message=f"Cannot reach the CalDAV server ({type(exc).__name__})")
+        if 200 <= response.status_code < 300:
+            return Outcome(Kind.DONE, external_id=calendar_id, status=response.status_code)
+        return classify(response)
+
+    def _keep_tokens(self, tokens):
+        self.tokens = tokens
         if self.on_tokens:
-            self.on_tokens(self.tokens)
-        return url
+            self.on_tokens(tokens)
 
 
 # -- discovery (also the credential check) -----------------------------------------------------
@@ -379,13 +410,16 @@ def discover(session, server_url, timeout=DEFAULT_TIMEOUT):
     if not homes:
         raise ConnectError(NOT_CALDAV)
     home = _follow(response.url, homes[0])
+    # Checked now, not at the first push: the connect form must say the address is refused.
+    getattr(session, "guard", netguard.Guard()).check(home)
     return home if home.endswith("/") else home + "/"
 
 
 @_connect_errors
-def make_calendar(session, home, name, timeout=DEFAULT_TIMEOUT):
-    """Our dedicated calendar in ``home`` (MKCALENDAR); an existing one is kept."""
-    url = urljoin(home, COLLECTION)
+def make_calendar(session, home, name, guard, timeout=DEFAULT_TIMEOUT):
+    """Our dedicated calendar at ``home``/impact-classes-<guard>/ (MKCALENDAR): its URL. A
+    calendar already there is the one an earlier try with the same guard made."""
+    url = urljoin(home, f"{COLLECTION_PREFIX}{quote(guard, safe='')}/")
     response = guarded_http.request(
         session, "MKCALENDAR", url, data=_mkcalendar_body(name), timeout=timeout,
         headers={"Content-Type": "application/xml; charset=utf-8"},
@@ -399,12 +433,18 @@ def make_calendar(session, home, name, timeout=DEFAULT_TIMEOUT):
             return url
     if response.status_code == 401:
         raise ConnectError(REFUSED)
-    raise ConnectError("The server refused to create the calendar; check that this account may create calendars.")
+    raise ConnectError(CANNOT_CREATE)
+
+
+def connect_calendar(tokens):
+    """The calendar a connect made before calendars were created through ``create_calendar``
+    (kept in the tokens): an account connected then keeps pushing into it."""
+    return tokens.calendar_url
 
 
 def check_credentials(config, server_url, username, password, session=None):
-    """Connect: check the credentials at once (discovery), make the dedicated calendar, and
-    return ``(TokenSet, account label)``. Raises ConnectError with a message safe to show."""
+    """Connect: check the credentials at once (discovery) and return ``(TokenSet, account
+    label)``; the first push makes the dedicated calendar (``create_calendar``). Raises ConnectError with a message safe to show."""
     server_url = (server_url or "").strip()
     if "<" in server_url:
         raise ConnectError("Replace <host> with your server's name.")
@@ -413,8 +453,7 @@ def check_credentials(config, server_url, username, password, session=None):
     session = session or new_session(config)
     session.auth = (username, password)
     home = discover(session, server_url, config.timeout)
-    calendar = make_calendar(session, home, config.calendar_name, config.timeout)
-    tokens = TokenSet(server_url=server_url, username=username, password=password, calendar_home=home, calendar_url=calendar)
+    tokens = TokenSet(server_url=server_url, username=username, password=password, calendar_home=home)
     return tokens, username
 
 
@@ -435,6 +474,10 @@ PROVIDER = register(CaldavProvider(
     build_body=build_body,
     client_id=ics.event_uid,
     create_sends_current_body=True,
+    dedicated_calendar=True,
+    main_calendar=False,
+    calendar_create_idempotent=True,
+    connect_calendar=connect_calendar,
     connect=FORM,
     check=check_credentials,
     revocation=USER_DELETES_PASSWORD,
