@@ -54,7 +54,7 @@ class _HTTPSPool(HTTPSConnectionPool):
 
 
 #: urllib3 pools whose connections are under the active ``http_limits.Deadline``: an adapter's
-#: ``poolmanager.pool_classes_by_scheme`` (this module's and Graph's).
+#: ``poolmanager.pool_classes_by_scheme`` (this module's, and any provider session's).
 WATCHED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
