@@ -16,8 +16,8 @@ The change log speaks three verbs, nothing else:
 
 - *mark*: the booking side notes, in its transaction, which classes or instructors changed
   (``impact.calendar.link._mark_*``); no SQL;
-- *append*: at commit, the marks become rows of the change log (``_append_changes``,
-  ``outbox.append_changes``), the only write a booking makes;
+- *append*: at commit, the marks become rows of the change log (``_append_changes``, one
+  statement with the push action's wake-up), the only write a booking makes;
 - *fold*: a worker takes the log and folds it into links (``_fold_changes``, ``outbox.fold_*``),
   applying the events below.
 """
