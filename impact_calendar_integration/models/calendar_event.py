@@ -1,5 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
 import ast
+import dataclasses
 import functools
 import logging
 
@@ -17,6 +18,17 @@ def _parse_domain(raw):
         return ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         return None
+
+
+@dataclasses.dataclass(frozen=True)
+class DesiredRules:
+    """What decides the external event alike for every class of one account: read once per
+    push round (``_impact_calendar_desired_rules``), not once per class."""
+
+    syncs: bool  # the account is connected and its user's classes are pushed
+    scope: list  # the admin's availability domain; empty: every class
+    namespace: str
+    include_names: bool
 
 
 class CalendarEvent(models.Model):
@@ -64,15 +76,23 @@ class CalendarEvent(models.Model):
         domain = _parse_domain(raw)
         return list(domain) if isinstance(domain, (list, tuple)) else domain  # a copy: the cache is shared
 
-    def _impact_calendar_in_scope(self):
-        """Whether the class is one the admin's availability domain syncs."""
+    def _impact_calendar_in_scope(self, domain=None):
+        """Whether the class is one the admin's availability domain syncs (``domain``: that
+        domain as ``_impact_calendar_valid_scope`` gives it, when the caller read it already)."""
         self.ensure_one()
+        if domain is None:
+            domain = self._impact_calendar_valid_scope()
+        return not domain or bool(self.filtered_domain(domain))
+
+    @api.model
+    def _impact_calendar_valid_scope(self):
+        """The admin's availability domain; an empty list (every class) when it does not parse."""
         domain = self._impact_calendar_scope_domain()
         if domain is None:
             raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain")
             _logger.warning("impact_calendar.event_domain is not a valid domain: %r", raw)
             domain = []
-        return not domain or bool(self.filtered_domain(domain))
+        return domain
 
     @api.model
     def _impact_calendar_namespace(self):
@@ -84,20 +104,29 @@ class CalendarEvent(models.Model):
         param = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.include_student_names")
         return param in ("1", "True", "true")
 
-    def _impact_calendar_desired_snapshot(self, user, account):
+    @api.model
+    def _impact_calendar_desired_rules(self, account):
+        """The DesiredRules of ``account``'s classes."""
+        events = self.sudo()
+        return DesiredRules(
+            syncs=account.state == "connected" and account._syncs_user(),
+            scope=events._impact_calendar_valid_scope(),
+            namespace=events._impact_calendar_namespace(),
+            include_names=events._impact_calendar_include_names(),
+        )
+
+    def _impact_calendar_desired_snapshot(self, user, account, rules=None):
         """The ClassSnapshot ``user``'s external event of this class must show through
         ``account``, or None when it must not exist. ``self``: the class, archived or deleted
-        (empty) ones included."""
+        (empty) ones included. ``rules``: the account's DesiredRules, when the caller read them."""
+        rules = rules or self._impact_calendar_desired_rules(account)
         event = self.with_context(active_test=False).sudo()
-        if not event or not event.active or user not in event._impact_calendar_instructors():
+        if not rules.syncs or not event or not event.active or user not in event._impact_calendar_instructors():
             return None
-        if account.state != "connected" or not account._syncs_user():
-            return None
-        if not event._impact_calendar_in_scope():
+        if not event._impact_calendar_in_scope(rules.scope):
             return None
         return event._impact_calendar_snapshot(
-            user, include_names=self._impact_calendar_include_names(),
-            marker=f"{self._impact_calendar_namespace()}:{event.id}",
+            user, include_names=rules.include_names, marker=f"{rules.namespace}:{event.id}",
         )
 
     @api.model

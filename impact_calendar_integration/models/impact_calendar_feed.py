@@ -166,9 +166,10 @@ class ImpactCalendarFeed(models.Model):
         events = self.env["calendar.event"]
         namespace = events._impact_calendar_namespace()
         include_names = events._impact_calendar_include_names()
+        scope = events._impact_calendar_valid_scope()
         entries = []
         for event in self._classes():
-            if not event._impact_calendar_in_scope():
+            if not event._impact_calendar_in_scope(scope):
                 continue
             snapshot = event._impact_calendar_snapshot(user, include_names=include_names, marker=f"{namespace}:{event.id}")
             if snapshot is None:  # nobody booked: not a class

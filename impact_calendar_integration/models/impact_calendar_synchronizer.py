@@ -260,8 +260,9 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             settle = [(link, engine.paused(account.last_error)) for link in links]
         else:
             target = account._target_calendar()
+            rules = self.env["calendar.event"]._impact_calendar_desired_rules(account)
             for link in links:
-                step = self._plan(link, account, target)
+                step = self._plan(link, account, target, rules)
                 if isinstance(step, engine.Transition):
                     settle.append((link, step))
                 else:
@@ -426,16 +427,18 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
             calendar=link.external_calendar or None,
         )
 
-    def _plan(self, link, account, target=None):
+    def _plan(self, link, account, target=None, rules=None):
         """What to do for one link: an Operation to send or a Transition to record.
-        ``target``: the calendar the class goes to (``account._target_calendar()``)."""
+        ``target``: the calendar the class goes to (``account._target_calendar()``); ``rules``:
+        the account's DesiredRules, read once per round."""
         provider = account._provider()
+        rules = rules or self.env["calendar.event"]._impact_calendar_desired_rules(account)
         try:
-            snapshot = link.event_id._impact_calendar_desired_snapshot(link.user_id, account)
+            snapshot = link.event_id._impact_calendar_desired_snapshot(link.user_id, account, rules)
             body = provider.build_body(snapshot) if snapshot else None
         except payload.PayloadError as exc:
             return engine.rejected(str(exc))
-        namespace = self.env["calendar.event"]._impact_calendar_namespace()
+        namespace = rules.namespace
         state = self._link_state(link)
         cleanup_body = None
         if body is None and engine.maybe_created(state):

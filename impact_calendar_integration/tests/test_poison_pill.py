@@ -119,10 +119,10 @@ class PoisonCases:
         original = synchronizer._plan
         account = self.account
 
-        def plan(model, link, link_account, target=None):
+        def plan(model, link, link_account, *args):
             if link_account == account:
                 raise ZeroDivisionError("a bug of ours")
-            return original(model, link, link_account, target)
+            return original(model, link, link_account, *args)
 
         with patch.object(synchronizer, "_plan", plan), self.assertLogs(SYNCHRONIZER_LOGGER, level="WARNING") as logs:
             self.run_and_check(poisoned, healthy, unexpected=True)

@@ -21,7 +21,6 @@ import google_auth_httplib2
 import httplib2
 from googleapiclient.discovery import build
 from googleapiclient.errors import BatchError, HttpError
-from googleapiclient.http import BatchHttpRequest
 
 from ... import http_limits
 from ...config import MAX_RESPONSE_BYTES, TOTAL_DEADLINE
@@ -30,6 +29,7 @@ from ...tokens import TokenSet
 from .. import OAUTH, REVOKED, Provider, Setting, register
 from ..base import CREATE, DELETE, UPDATE, ProviderClient, parse_retry_after
 from . import oauth as oauth_google
+from .batch import PlainBatchHttpRequest
 from .body import build_body
 from .config import GOOGLE_DESTINATION_SCOPES, GOOGLE_SCOPES, GoogleConfig
 from .ids import deterministic_event_id
@@ -361,7 +361,7 @@ class GoogleCalendarClient(ProviderClient):
         def collect(request_id, response, error):
             answers[request_id] = (response, error)
 
-        batch = BatchHttpRequest(callback=collect, batch_uri=self.batch_uri)
+        batch = PlainBatchHttpRequest(callback=collect, batch_uri=self.batch_uri)
         for request_id, request in requests.items():
             request.http = self.http  # a part's authorisation, and its refresh on a 401, come from it
             batch.add(request, request_id=request_id)
