@@ -622,10 +622,11 @@ def run_block(client, slots, size, think):
     return out
 
 
-def measure(clients, slots, args, run_index, settle=None):
+def measure(clients, slots, args, run_index, settle=None, spans=None):
     """Alternating blocks, case after case; returns {case: {server: [booking times]}}.
     ``settle``: called before each block (live: until the ON server has pushed what came before,
-    so that its pushes run beside neither server's timed requests)."""
+    so that its pushes run beside neither server's timed requests). ``spans``: a list that
+    receives (case, server, start, end) of each block, wall clock."""
     samples = {case: {name: [] for name in pair} for case, pair in clients.items()}
     order = ["OFF", "ON"]
     for block in range(args.blocks):
@@ -634,8 +635,20 @@ def measure(clients, slots, args, run_index, settle=None):
             for name in sequence:
                 if settle:
                     settle()
+                began = time.time()
                 samples[case][name] += run_block(pair[name], slots, args.block, args.think_ms / 1000)
+                if spans is not None:
+                    spans.append((case, name, began, time.time()))
     return samples
+
+
+def pushes_beside(spans, push_times):
+    """{case: pushes (batch requests) that reached the emulator during that case's timed ON blocks}."""
+    out = {}
+    for case, name, began, ended in spans:
+        if name == "ON":
+            out[case] = out.get(case, 0) + sum(began <= at <= ended for at in push_times)
+    return out
 
 
 def total_key(case):
@@ -695,6 +708,15 @@ class EmulatorHost:
         self.emulator = GoogleEmulator()
         self.emulator.requests_per_minute = None
         self.emulator.start()
+        self.arrivals = []  # wall-clock times of the pushes (batch requests) the emulator received
+        handle = self.emulator.handle
+
+        def timed_handle(req):
+            if req.method == "POST" and req.path.startswith("/batch/"):
+                self.arrivals.append(time.time())
+            return handle(req)
+
+        self.emulator.handle = timed_handle
 
     def config_kwargs(self):
         return self.emulator.config_kwargs()
@@ -704,6 +726,9 @@ class EmulatorHost:
 
     def event_count(self, email):
         return len(self.emulator.events(email))
+
+    def push_times(self):
+        return list(self.arrivals)
 
     def stop(self):
         self.emulator.stop()
@@ -843,7 +868,9 @@ def benchmark(odoo, args, emulator, dbs, ports, logs, worlds):
                 pushed_before = emulator.event_count(f"{LOGIN}@example.com")
                 cpu_before = {name: cpu_seconds(procs[name].pid, db) for name, db in zip(("OFF", "ON"), dbs)}
                 settle = (lambda: wait_drained(dbs[1])) if mode == "live" else None
-                samples = measure(clients, slots, args, run, settle)
+                spans = []
+                samples = measure(clients, slots, args, run, settle, spans)
+                beside = pushes_beside(spans, emulator.push_times())
                 drained = wait_drained(dbs[1]) if mode == "live" else None
                 cpu = {name: cpu_spent(cpu_before[name], cpu_seconds(procs[name].pid, db))
                        for name, db in zip(("OFF", "ON"), dbs)}
@@ -853,12 +880,14 @@ def benchmark(odoo, args, emulator, dbs, ports, logs, worlds):
                 stats = {name: request_stats(cursors[name].read()) for name in cursors}
                 per_mode[mode].append({"medians": med, "stats": stats, "n": args.blocks * args.block,
                                        "queue_before": queue_before, "queue_after": queue_after,
-                                       "pushed_events": pushed, "drained": drained, "cpu": cpu})
+                                       "pushed_events": pushed, "drained": drained, "cpu": cpu,
+                                       "pushes_beside_timed_on_blocks": beside})
                 ratios = ", ".join(f"{case} {med[case]['ON'][total_key(case)] / med[case]['OFF'][total_key(case)]:.3f}"
                                    for case in med)
                 print(f"   {mode} run {run + 1}: ON/OFF booking medians: {ratios}; ON queue dirty/synced/links "
                       f"{queue_before} -> {queue_after}; events created at the emulator {pushed}; CPU (server + its "
-                      f"PostgreSQL backends) OFF {cpu['OFF']:.2f} s, ON {cpu['ON']:.2f} s, ratio {cpu['ON'] / cpu['OFF']:.3f}",
+                      f"PostgreSQL backends) OFF {cpu['OFF']:.2f} s, ON {cpu['ON']:.2f} s, ratio {cpu['ON'] / cpu['OFF']:.3f}; "
+                      f"pushes during timed ON blocks {sum(beside.values())} ({beside})",
                       flush=True)
         finally:
             for proc in procs.values():

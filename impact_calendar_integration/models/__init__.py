@@ -4,6 +4,7 @@ from . import impact_calendar_change
 from . import impact_calendar_credential
 from . import impact_calendar_link
 from . import impact_calendar_synchronizer
+from . import impact_calendar_synchronizer_transactions
 from . import calendar_event
 from . import calendar_attendee
 from . import res_partner
