@@ -93,7 +93,7 @@ class ResUsers(models.Model):
             choice = default if forced else (user.sudo().impact_calendar_destination_pref or default)
             user.impact_calendar_destination_choice = choice if own else False
             # An account whose provider has no main calendar cannot switch: no button offers it.
-            account = accounts.sudo().search([("user_id", "=", user.id)], limit=1) if own else accounts
+            account = user.impact_calendar_account_id.sudo() if own else accounts  # one read for both computes
             fixed = bool(account) and not providers.get(account.provider).main_calendar
             user.impact_calendar_destination_forced = (forced or fixed) and own
             user.impact_calendar_calendar_name = name if own else False
