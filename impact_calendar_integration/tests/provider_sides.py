@@ -8,7 +8,8 @@ Capabilities the shared rows depend on are declared, as ``payment.provider.suppo
 ``batches`` (several changes travel in one request), ``oauth`` (tokens refreshed and revoked at
 the provider), ``native_sync`` (Odoo has a sync of its own for this provider), ``stable_ids``
 (an event made again at the provider gets the id it had), ``revokes_tokens`` (a disconnect
-revokes the tokens at the provider; Microsoft's identity platform has no such endpoint).
+revokes the tokens at the provider; Microsoft's identity platform has no such endpoint),
+``write_answers_checked`` (a write's 2xx answer carries something the client checks).
 """
 
 import json
@@ -22,7 +23,7 @@ import icalendar
 import requests
 
 from ..sync import payload, providers
-from ..sync.providers.caldav import split_external_id
+from ..sync.providers.caldav import CaldavClient, split_external_id
 from ..sync.providers.google import GoogleCalendarClient
 from ..sync.providers.microsoft import GraphCalendarClient
 from ..sync.providers.microsoft import body as graph_body
@@ -30,6 +31,7 @@ from ..sync.providers.microsoft import oauth as oauth_microsoft
 from ..sync.tokens import TokenSet
 from .common import use_emulator
 from .emulators import google, microsoft, tls
+from .emulators.common import Response
 from .emulators.radicale_server import RadicaleServer
 from .pushing import push_delete
 
@@ -51,6 +53,7 @@ class ProviderSide:
     native_sync = True
     stable_ids = False
     revokes_tokens = False  # a disconnect revokes the tokens at the provider
+    write_answers_checked = True  # a write's 2xx answer carries the event, which the client reads
     batch_size = 1
     mid_batch_total = 0  # classes pushed when the consent dies mid-batch
 
@@ -153,10 +156,19 @@ class ProviderSide:
     batch_path = None  # a request carrying several changes
     push_paths = None  # any request carrying changes (one change may travel alone)
     create_path = None  # a create (also inside a batch)
+    create_method = "POST"
+    update_method = "PATCH"
     events_path = None  # any calendar API call
 
     def item_path(self, external_id):
         raise NotImplementedError
+
+    @staticmethod
+    def without_id(answer):
+        """``answer`` to a create, without the event's id."""
+        data = json.loads(answer.raw)
+        data.pop("id", None)
+        return Response(answer.status, body=data)
 
     def error_body(self, code, message=None):
         raise NotImplementedError
@@ -383,11 +395,16 @@ class CaldavSide(ProviderSide):
     oauth = False
     native_sync = False
     stable_ids = True  # the resource name derives from the UID: made again, same href
+    write_answers_checked = False  # a PUT's 2xx has no body: a proxy's page in its place reads as done
     batch_size = 1
     batch_path = r"\.ics$"
     push_paths = r"\.ics$"
     create_path = r"\.ics$"
+    create_method = "PUT"
+    update_method = "PUT"
     events_path = r"\.ics$"
+    mid_batch_total = 10  # one PUT each; the password changes after 6 of them
+    client_class = CaldavClient
 
     def __init__(self):
         super().__init__()
@@ -436,8 +453,9 @@ class CaldavSide(ProviderSide):
         return [r.path for r in self.server.log if r.method in ("GET", "REPORT")]
 
     def external_events(self, email):
-        """Every VEVENT in every calendar of the user, read straight from Radicale."""
-        login = self.logins.get(email)
+        """Every VEVENT in every calendar of the user, read straight from Radicale (``email``:
+        the one the test connected with, or the account's, which is the Radicale user)."""
+        login = self.logins.get(email) or (email if email in self.server.users else None)
         if not login:
             return {}
         found = {}
@@ -502,14 +520,25 @@ class CaldavSide(ProviderSide):
         href, _etag = split_external_id(external_id)
         return re.escape(urlsplit(href).path) + "$"
 
+    def revoke_mid_batch(self, email):
+        return self.server.inject(self.create_path, method="PUT", skip=6, before=lambda: self.revoke(email))
+
+    @staticmethod
+    def without_id(answer):
+        """A create's answer without its ETag (what the client keeps of it)."""
+        answer.headers.pop("ETag", None)
+        return answer
+
     def error_body(self, code, message=None):
-        return None  # a CalDAV server answers with a status line, not a JSON error
+        return message or "Service unavailable"  # a CalDAV server explains in plain text
 
     def throttle_body(self):
-        return None
+        return "Too many requests"
 
     def throttle_quota(self, per_minute):
-        raise NotImplementedError("a CalDAV server has no per-user quota")
+        """A CalDAV server declares no quota: after ``per_minute`` writes it answers 429, once,
+        without Retry-After."""
+        self.server.inject(self.create_path, method="PUT", status=429, skip=per_minute, times=1, body=self.throttle_body())
 
 
 SIDES = {side.name: side for side in (GoogleSide, MicrosoftSide, CaldavSide)}
