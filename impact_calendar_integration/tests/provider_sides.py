@@ -69,6 +69,7 @@ class ProviderSide:
         """No fault, no latency, no throttle left from the last test."""
         self.server.clear_faults()
         self.server.latency = 0.0
+        return self.server
 
     def let_time_pass(self):
         """The provider's own clock moves on (its quota window, say)."""
@@ -203,10 +204,11 @@ class GoogleSide(ProviderSide):
         return self.server
 
     def reset(self):
-        super().reset()
-        self.server.requests_per_minute = None
-        self.server.rate_limit_retry_after = None
-        self.server.revoke_next = False
+        server = super().reset()
+        server.requests_per_minute = None
+        server.rate_limit_retry_after = None
+        server.revoke_next = False
+        return server
 
     def let_time_pass(self):
         self.server.reset_quota()
@@ -300,10 +302,11 @@ class MicrosoftSide(ProviderSide):
         return self.server
 
     def reset(self):
-        super().reset()
-        self.server.rate_limit = (10000, 600)
-        with self.server.lock:
-            self.server._revoke_next_refresh = 0  # pylint: disable=protected-access
+        server = super().reset()
+        server.rate_limit = (10000, 600)
+        with server.lock:
+            server._revoke_next_refresh = 0  # pylint: disable=protected-access
+        return server
 
     def let_time_pass(self):
         with self.server.lock:
