@@ -9,7 +9,8 @@ Capabilities the shared rows depend on are declared, as ``payment.provider.suppo
 the provider), ``native_sync`` (Odoo has a sync of its own for this provider), ``stable_ids``
 (an event made again at the provider gets the id it had), ``revokes_tokens`` (a disconnect
 revokes the tokens at the provider; Microsoft's identity platform has no such endpoint),
-``write_answers_checked`` (a write's 2xx answer carries something the client checks).
+``write_answers_checked`` (a write's 2xx answer carries something the client checks),
+``client_resends_dropped`` (the client library sends a request again when the connection drops).
 """
 
 import json
@@ -54,6 +55,7 @@ class ProviderSide:
     stable_ids = False
     revokes_tokens = False  # a disconnect revokes the tokens at the provider
     write_answers_checked = True  # a write's 2xx answer carries the event, which the client reads
+    client_resends_dropped = False  # the HTTP library sends a request again when its connection drops
     batch_size = 1
     mid_batch_total = 0  # classes pushed when the consent dies mid-batch
 
@@ -189,6 +191,7 @@ class ProviderSide:
 class GoogleSide(ProviderSide):
     name = "google"
     revokes_tokens = True
+    client_resends_dropped = True  # httplib2 retries once on a dropped connection
     batch_size = 50
     mid_batch_total = 50  # one batch; the consent dies after 45 of its parts
     client_class = GoogleCalendarClient
