@@ -58,6 +58,7 @@ class ProviderSide:
     client_resends_dropped = False  # the HTTP library sends a request again when its connection drops
     batch_size = 1
     mid_batch_total = 0  # classes pushed when the consent dies mid-batch
+    mid_batch_outcome = ()  # then (events landed, links synced, links paused)
 
     def __init__(self):
         self.server = None
@@ -194,6 +195,7 @@ class GoogleSide(ProviderSide):
     client_resends_dropped = True  # httplib2 retries once on a dropped connection
     batch_size = 50
     mid_batch_total = 50  # one batch; the consent dies after 45 of its parts
+    mid_batch_outcome = (45, 0, 50)  # the batch's answer is a refused refresh: all of it waits for the reconnect
     client_class = GoogleCalendarClient
     batch_path = r"^/batch/calendar/v3$"
     push_paths = batch_path  # one change goes out as a batch too
@@ -289,6 +291,7 @@ class MicrosoftSide(ProviderSide):
     name = "microsoft"
     batch_size = 20
     mid_batch_total = 25  # a $batch of 20, then the consent dies before the next 5
+    mid_batch_outcome = (20, 20, 5)
     client_class = GraphCalendarClient
     batch_path = r"^/v1\.0/\$batch$"
     push_paths = r"^/v1\.0/\$batch$|^/v1\.0/me/calendar/events$"  # one change goes out alone
@@ -410,6 +413,7 @@ class CaldavSide(ProviderSide):
     update_method = "PUT"
     events_path = r"\.ics$"
     mid_batch_total = 10  # one PUT each; the password changes after 6 of them
+    mid_batch_outcome = (6, 6, 4)
     client_class = CaldavClient
 
     def __init__(self):
