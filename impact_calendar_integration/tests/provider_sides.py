@@ -5,8 +5,7 @@ paths and bodies faults aim at. ``SyncCase`` picks one from ``SIDES`` by ``provi
 names a provider to decide what to do.
 
 Capabilities the shared rows depend on are declared, as ``payment.provider.support_*`` are:
-``batches`` (several changes travel in one request), ``oauth`` (tokens refreshed and revoked at
-the provider), ``native_sync`` (Odoo has a sync of its own for this provider), ``stable_ids``
+``batch_size`` (changes that travel in one request; 1: no batches), ``native_sync`` (Odoo has a sync of its own for this provider), ``stable_ids``
 (an event made again at the provider gets the id it had), ``revokes_tokens`` (a disconnect
 revokes the tokens at the provider; Microsoft's identity platform has no such endpoint),
 ``write_answers_checked`` (a write's 2xx answer carries something the client checks),
@@ -49,8 +48,6 @@ class ProviderSide:
     """What every side answers; the subclasses fill it in."""
 
     name = None
-    batches = True
-    oauth = True
     native_sync = True
     stable_ids = False
     revokes_tokens = False  # a disconnect revokes the tokens at the provider
@@ -400,8 +397,6 @@ class CaldavSide(ProviderSide):
     revoked consent is elsewhere."""
 
     name = "caldav"
-    batches = False
-    oauth = False
     native_sync = False
     stable_ids = True  # the resource name derives from the UID: made again, same href
     write_answers_checked = False  # a PUT's 2xx has no body: a proxy's page in its place reads as done
