@@ -9,9 +9,9 @@ from odoo.tests import TransactionCase
 
 from ..models import impact_calendar_synchronizer
 from ..sync import pacing, providers
-from ..sync.tokens import TokenSet
-from .common import add_students, create_class, make_user, use_emulator
-from .emulators import google, microsoft, tls
+from .common import add_students, create_class, make_user
+from .emulators import tls
+from .provider_sides import SIDES
 
 
 class SyncCase(TransactionCase):
@@ -23,15 +23,8 @@ class SyncCase(TransactionCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.tls = tls
-        if cls.provider == "google":
-            cls.emulator = google.GoogleEmulator().start()
-        else:
-            cls.emulator = microsoft.MicrosoftEmulator().start()
-            trust = tls.trusted()
-            trust.__enter__()
-            cls.addClassCleanup(trust.__exit__, None, None, None)
-        cls.addClassCleanup(cls.emulator.stop)
-        use_emulator(cls.env, cls.provider, cls.emulator)
+        cls.side = SIDES[cls.provider]()
+        cls.emulator = cls.side.start(cls)
         add_students(cls, "Student", 5, days=3)
 
     def setUp(self):
@@ -53,35 +46,8 @@ class SyncCase(TransactionCase):
         return self.env["impact.calendar.synchronizer"]
 
     def connect(self, user, email, destination=None):
-        """A consent for ``destination`` (default: the class's), as the OAuth callback makes it."""
-        destination = destination or self.destination
-        if self.provider == "google":
-            # The scopes the start route asks for, plus what the user granted before
-            # (include_granted_scopes=true, as Google does).
-            scopes = providers.get("google").scopes_for(destination)
-            with self.emulator._state_lock:  # pylint: disable=protected-access
-                earlier = {s for g in self.emulator.grants if g.email == email and not g.revoked for s in g.scopes}
-            access, refresh = self.emulator.issue_tokens(email, scopes=tuple(scopes) + tuple(sorted(earlier - set(scopes))))
-            tokens = TokenSet(access_token=access, refresh_token=refresh, expires_at=time.time() + 3000)
-        else:
-            tokens = self._microsoft_tokens(email)
-        return self.env["impact.calendar.account"].sudo()._connect(user, self.provider, tokens, email, destination)
-
-    def _microsoft_tokens(self, email):
-        import requests  # pylint: disable=import-outside-toplevel
-        from urllib.parse import parse_qsl, urlsplit  # pylint: disable=import-outside-toplevel
-
-        from ..sync.providers.microsoft import oauth as oauth_microsoft  # pylint: disable=import-outside-toplevel
-
-        if email.lower() not in self.emulator.users:  # a reconnect signs the same mailbox in
-            self.emulator.seed_user(email)
-        self.emulator.consent_as = email
-        config = self.env["impact.calendar.account"]._provider_config("microsoft")
-        flow = oauth_microsoft.start_flow(config, "http://localhost/cb", "state-x")
-        response = requests.get(flow["auth_uri"], allow_redirects=False, timeout=10)
-        answer = dict(parse_qsl(urlsplit(response.headers["Location"]).query))
-        tokens, _email = oauth_microsoft.finish_flow(config, flow, answer)
-        return tokens
+        """A consent for ``destination`` (default: the class's), as the provider's sign-in makes it."""
+        return self.side.connect(self.env, user, email, destination or self.destination)
 
     def availability(self, user=None, students=(), **values):
         values.setdefault("name", "Pottery for beginners")
@@ -100,34 +66,14 @@ class SyncCase(TransactionCase):
 
     # -- provider side ----------------------------------------------------------------------
     def clear_log(self):
-        with self.emulator.lock:
-            self.emulator.log.clear()
-            if self.provider == "google":
-                self.emulator.part_log.clear()
+        self.side.clear_log()
 
     def api_calls(self, method=None):
         """Requests to the calendar API (batch parts counted one by one), not OAuth."""
-        if self.provider == "google":
-            parts = [r for r in self.emulator.part_log if method is None or r.method == method]
-            direct = self.emulator.requests(r"^/calendar/v3/", method)
-            return len(parts) + len(direct)
-        return len(self.emulator.requests(r"/me/", method)) + self._graph_batch_items(method)
-
-    def _graph_batch_items(self, method):
-        import json  # pylint: disable=import-outside-toplevel
-
-        count = 0
-        for request in self.emulator.requests(r"/\$batch$", "POST"):
-            for item in json.loads(request.body)["requests"]:
-                if method is None or item["method"] == method:
-                    count += 1
-        return count
+        return self.side.api_calls(method)
 
     def external_events(self, email=None):
-        email = email or self.email
-        if self.provider == "google":
-            return {k: v for k, v in self.emulator.events(email).items() if v.get("status") != "cancelled"}
-        return {event["id"]: event for event in self.emulator.events(email)}
+        return self.side.external_events(email or self.email)
 
     def only_event(self, email=None):
         events = self.external_events(email)
@@ -135,12 +81,10 @@ class SyncCase(TransactionCase):
         return next(iter(events.values()))
 
     def title(self, event):
-        return event.get("summary") or event.get("subject")
+        return self.side.title(event)
 
     def text(self, event):
-        if "description" in event:
-            return event["description"]
-        return event.get("body", {}).get("content", "")
+        return self.side.text(event)
 
     def sql_instructors(self, event):
         """The class's instructors as the link SQL sees them (user ids)."""

@@ -1,8 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Every row of the behaviour table (DESIGN §2), on both providers, against the emulators."""
+"""Every row of the behaviour table (DESIGN §2), on every provider: Google and Microsoft against
+their emulators, CalDAV against a real Radicale."""
 
 import contextlib
-import re
 import threading
 import time
 from datetime import date, timedelta
@@ -15,16 +15,15 @@ from .. import compat
 from ..models import impact_calendar_synchronizer
 from ..sync import pacing, providers
 from .common import GROUP, make_user
-from .pushing import push_delete
 from .sync_common import SyncCase
 
 
 class SyncBehaviour:
     """Provider-agnostic behaviour; mixed into one TestCase per provider below."""
 
-    def delete_at_provider(self, event_id):
+    def delete_at_provider(self, external):
         """The instructor deletes the event in their own calendar."""
-        self.assertTrue(push_delete(self.account._client(), event_id).ok)
+        self.assertTrue(self.side.delete_event(self.account, external))
 
     def test_first_booking_creates_event(self):
         event = self.availability()
@@ -164,8 +163,8 @@ class SyncBehaviour:
         self.push()
         external = self.only_event()
         self.assertIn("Pottery — advanced 🏺", self.title(external))
-        self.assertIn("Room 12", str(external.get("location")))
-        self.assertEqual(self.utc_start(external), self.start + timedelta(hours=2))
+        self.assertEqual(self.side.location(external), "Room 12")
+        self.assertEqual(self.side.times(external)[:2], ("utc", (self.start + timedelta(hours=2)).isoformat()))
 
     def test_archive_cancel_and_delete_remove_event(self):
         archived = self.availability(students=self.students[:1], name="Archived class")
@@ -222,8 +221,7 @@ class SyncBehaviour:
         self.assertFalse(self.external_events())
         self.assertFalse(self.env["impact.calendar.account"].sudo().search([("user_id", "=", self.instructor.id)]))
         self.assertFalse(self.env["impact.calendar.credential"].sudo().search([("account_id", "=", self.account.id)]))
-        if self.provider == "google":
-            self.assertEqual(len(self.emulator.requests(r"^/revoke$", "POST")), 1, "tokens revoked at Google")
+        self.assertEqual(self.side.revocations(), 1 if self.side.revokes_tokens else 0, "tokens revoked where the provider can")
 
     def test_recurring_class_pushes_each_booked_occurrence(self):
         self.availability(
@@ -236,8 +234,12 @@ class SyncBehaviour:
         self.assertEqual({self.title(e) for e in events.values()}, {"Weekly clay"})
 
     def native_sync(self, token):
-        """Odoo's own sync of this provider installed: active by default, as it reports."""
+        """Odoo's own sync of this provider installed: active by default, as it reports. A
+        provider Odoo has no sync of: nothing to patch, and nothing may change."""
         status, token_field = providers.get(self.provider).native_sync
+        if not self.side.native_sync:
+            self.assertEqual((status, token_field), (None, None), "the side and the registry agree")
+            return contextlib.nullcontext()
         users = type(self.env["res.users"])
         stack = contextlib.ExitStack()
         stack.enter_context(patch.object(users, status, lambda user: "sync_active", create=True))
@@ -255,10 +257,14 @@ class SyncBehaviour:
         with self.native_sync(token="native-token"):
             self.availability(students=self.students[:1])
             self.push()
-            self.assertFalse(self.external_events(), "Odoo's own sync already pushes it")
             prefs = self.instructor.with_user(self.instructor)
             prefs.invalidate_recordset()
-            self.assertTrue(prefs.impact_calendar_native_conflict)
+            if self.side.native_sync:
+                self.assertFalse(self.external_events(), "Odoo's own sync already pushes it")
+                self.assertTrue(prefs.impact_calendar_native_conflict)
+            else:
+                self.assertEqual(len(self.external_events()), 1, "no sync of Odoo's own to defer to")
+                self.assertFalse(prefs.impact_calendar_native_conflict)
         self.env.invalidate_all()
         self.assertFalse(self.instructor.impact_calendar_native_conflict)
 
@@ -297,25 +303,26 @@ class SyncBehaviour:
         event = self.availability(students=self.students[:1])
         self.push()
         external = self.only_event()
-        self.delete_at_provider(external["id"])
+        self.delete_at_provider(external)
         event.write({"name": "Renamed"})
         self.push()
         recreated = self.only_event()
-        self.assertNotEqual(recreated["id"], external["id"])
+        if self.side.stable_ids:
+            self.assertEqual(recreated["id"], external["id"], "made again under the name it had")
+        else:
+            self.assertNotEqual(recreated["id"], external["id"])
         self.assertEqual(self.title(recreated), "Renamed")
 
     def test_changes_in_external_calendar_never_reach_odoo(self):
         event = self.availability(students=self.students[:1])
         self.push()
         external = self.only_event()
-        self.delete_at_provider(external["id"])
+        self.delete_at_provider(external)
         self.push()
         self.assertEqual(event.name, "Pottery for beginners")
         self.assertTrue(event.active)
-        # Never read back: no GET of an events collection (events.list / GET /me/events).
-        requests = list(self.emulator.requests(r"/events")) + list(getattr(self.emulator, "part_log", []))
-        reads = [r.path for r in requests if r.method == "GET" and re.search(r"/events/?(\?|$)", r.path)]
-        self.assertEqual(reads, [])
+        # Never read back: no listing of the events (events.list, GET /me/events, a REPORT).
+        self.assertEqual(self.side.event_reads(), [])
 
     def test_unrelated_write_makes_no_api_call(self):
         event = self.availability(students=self.students[:1])
@@ -343,8 +350,7 @@ class SyncBehaviour:
         self.assertEqual(self.api_calls(), 0, "a change undone before the run costs nothing")
 
     def test_revoked_consent_pauses_then_resumes_after_reconnect(self):
-        self.emulator.revoke_user(self.email)
-        self.emulator.expire_access_tokens(self.email)
+        self.side.revoke(self.email)
         event = self.availability(students=self.students[:1])
         self.push()
         self.assertEqual(self.account.state, "needs_reconnect")
@@ -357,7 +363,7 @@ class SyncBehaviour:
         self.assertEqual(self.account.state, "connected")
 
     def test_rate_limit_schedules_retry_and_keeps_change(self):
-        self.throttle_next()
+        self.side.throttle_next()
         event = self.availability(students=self.students[:1])
         self.push()
         link = self.link(event)
@@ -370,7 +376,7 @@ class SyncBehaviour:
         self.only_event()
 
     def test_server_errors_back_off_then_succeed(self):
-        self.emulator.inject(self.events_path(), status=503, body={"error": {"code": 503, "message": "Backend Error"}}, times=1)
+        self.emulator.inject(self.side.events_path, status=503, body=self.side.error_body(503), times=1)
         event = self.availability(students=self.students[:1])
         self.push()
         link = self.link(event)
@@ -406,7 +412,7 @@ class SyncBehaviour:
             start=date(2026, 10, 24), stop=date(2026, 10, 25),
         )
         self.push()
-        self.assert_all_day(self.only_event(), "2026-10-24", "2026-10-26")
+        self.assertEqual(self.side.times(self.only_event()), ("date", "2026-10-24", "2026-10-26"))
 
     def test_dst_boundary_keeps_utc_instant(self):
         # 2026-03-29 01:30 UTC: Brussels springs forward at 01:00 UTC that night.
@@ -416,19 +422,22 @@ class SyncBehaviour:
         self.availability(students=self.students[:1], start=start, stop=start + timedelta(hours=2))
         self.push()
         external = self.only_event()
-        self.assertEqual(self.utc_start(external), start)
+        self.assertEqual(self.side.times(external)[:2], ("utc", start.isoformat()))
 
     def test_lost_answer_after_provider_accepted_create_makes_no_duplicate(self):
         # The provider creates the event, but its answer never reaches the worker (a crash
         # between the provider's answer and our commit looks the same from here).
-        self.emulator.inject(self.batch_path(), drop=True, after_handling=True, times=1)
+        self.emulator.inject(self.side.push_paths, drop=True, after_handling=True, times=1)
         event = self.availability(students=self.students[:1])
         self.push()
         link = self.link(event)
-        if link.state == "retrying":  # the HTTP library may retry by itself, or the next run does
+        if self.side.client_resends_dropped:
+            self.assertEqual((link.state, self.side.create_requests()), ("synced", 2), "the HTTP library sent it again at once")
+        else:
+            self.assertEqual((link.state, link.attempts, self.side.create_requests()), ("retrying", 1, 1))
             link.sudo().write({"next_try": False})
             self.push()
-        self.assertGreaterEqual(self.create_requests(), 2, "the create was sent again")
+            self.assertEqual(self.side.create_requests(), 2, "the next run sent the create again")
         self.only_event()
         self.assertEqual(self.link(event).state, "synced")
 
@@ -438,9 +447,8 @@ class SyncBehaviour:
         self.clear_log()
         self.push()
         self.assertEqual(len(self.external_events()), 100)
-        # Google: 2 batches of 50; Graph: 5 $batch requests of 20 (ceil(100 / batch size)).
-        batches = self.emulator.requests(r"/batch/calendar/v3|/\$batch$", "POST")
-        self.assertEqual(len(batches), {"google": 2, "microsoft": 5}[self.provider])
+        # Google: 2 batches of 50; Graph: 5 $batch requests of 20; CalDAV: one PUT per class.
+        self.assertEqual(self.side.push_requests(), self.side.requests_for(100))
 
     def test_booking_write_has_bounded_query_cost(self):
         events = self.env["calendar.event"]
@@ -541,32 +549,6 @@ class TestGoogleSync(SyncBehaviour, SyncCase):
         self.env.cr.flush()
         self.assertEqual(self._run_in_server(burst=False), (1, 1))
 
-    def batch_path(self):
-        return r"/batch/calendar/v3"
-
-    def create_requests(self):
-        return len([r for r in self.emulator.part_log if r.method == "POST"])
-
-    def events_path(self):
-        return r"/batch/calendar/v3|/calendar/v3/"
-
-    def throttle_next(self):
-        self.emulator.inject(
-            r"/batch/calendar/v3", status=429, times=1, headers={"Retry-After": "30"},
-            body={"error": {"code": 429, "message": "Rate Limit Exceeded", "errors": [{"reason": "rateLimitExceeded", "domain": "usageLimits", "message": "Rate Limit Exceeded"}]}},
-        )
-
-    def utc_start(self, external):
-        from datetime import datetime, timezone  # pylint: disable=import-outside-toplevel
-
-        value = datetime.fromisoformat(external["start"]["dateTime"].replace("Z", "+00:00"))
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-
-    def assert_all_day(self, external, start, end):
-        self.assertEqual(external["start"], {"date": start})
-        self.assertEqual(external["end"], {"date": end})
-
-
     def test_backlog_wakes_every_push_worker(self):
         main = self.env.ref("impact_calendar_integration.ir_cron_push_bookings")
         extra = main.copy({"name": "External Calendar: push booked classes (worker 2)", "active": True})
@@ -598,30 +580,9 @@ class TestMicrosoftSync(SyncBehaviour, SyncCase):
     provider = "microsoft"
     allow_inherited_tests_method = True
 
-    def batch_path(self):
-        # One operation goes out as a plain request, several as a $batch.
-        return r"/\$batch$|/me/calendar/events$"
 
-    def create_requests(self):
-        return self._graph_batch_items("POST") + len(self.emulator.requests(r"/me/calendar/events$", "POST"))
-
-    def events_path(self):
-        return r"/\$batch|/me/"
-
-    def throttle_next(self):
-        self.emulator.inject(
-            self.batch_path(), status=429, times=1, headers={"Retry-After": "30"},
-            body={"error": {"code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}},
-        )
-
-    def utc_start(self, external):
-        from datetime import datetime  # pylint: disable=import-outside-toplevel
-
-        self.assertEqual(external["start"]["timeZone"], "UTC")
-        return datetime.fromisoformat(external["start"]["dateTime"][:19])
-
-    def assert_all_day(self, external, start, end):
-        self.assertTrue(external["isAllDay"])
-        self.assertEqual(external["start"]["dateTime"][:10], start)
-        self.assertEqual(external["end"]["dateTime"][:10], end)
-
+@tagged("post_install", "-at_install")
+class TestCaldavSyncBehaviour(SyncBehaviour, SyncCase):
+    provider = "caldav"
+    destination = "dedicated"  # a CalDAV account has only the calendar it makes
+    allow_inherited_tests_method = True

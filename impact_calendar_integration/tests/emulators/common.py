@@ -27,7 +27,10 @@ class Fault:
     times: how many matching requests it hits (None: until cleared);
     answer: ``answer(req, real)`` returns the Response to send instead (``real()`` performs the
     request and returns the emulator's own answer, to rewrite it): malformed or truncated
-    answers, proxy pages. It also hits the parts of a Google batch.
+    answers, proxy pages. It also hits the parts of a Google batch;
+    skip: how many matching requests pass untouched (and uncounted) before it hits;
+    before: ``before()`` runs when it hits, then the request is served as usual unless another
+    option of this fault answers it (the consent dies mid-batch, say).
     """
 
     path: str
@@ -40,6 +43,13 @@ class Fault:
     times: int = 1
     after_handling: bool = False  # drop/delay/status only after the real handler ran: the answer is lost
     answer: object = None
+    skip: int = 0
+    before: object = None
+
+    @property
+    def answers_itself(self):
+        """Whether it replaces or delays the answer (else it only runs ``before``)."""
+        return bool(self.status or self.drop or self.delay or self.answer)
 
     def matches(self, method, path):
         if self.method and self.method.upper() != method:
@@ -183,23 +193,32 @@ class LoopbackServer:
             ]
 
     def _take_fault(self, method, path, inner=False, answers=True):
-        """The first fault matching the request, counted as used.
+        """The first fault matching the request that answers it, counted as used; a matching
+        fault that only runs ``before`` runs it here and lets the request through.
 
-        ``inner``: the request is one part of a batch; only status and ``answer`` faults apply
-        there (a drop, a delay or an after-handling fault concerns the whole HTTP exchange).
-        ``answers``: whether ``answer`` faults apply (not where no emulator answer exists).
+        ``inner``: the request is one part of a batch; only status, ``answer`` and ``before``
+        faults apply there (a drop, a delay or an after-handling fault concerns the whole HTTP
+        exchange). ``answers``: whether ``answer`` faults apply (not where no emulator answer
+        exists).
         """
         with self.lock:
-            for fault in self.faults:
+            for fault in list(self.faults):
                 if fault.answer and not answers:
                     continue
-                if inner and not fault.answer and (not fault.status or fault.drop or fault.after_handling):
+                if inner and fault.answers_itself and not fault.answer and (not fault.status or fault.drop or fault.after_handling):
                     continue
-                if fault.matches(method, path):
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times <= 0:
-                            self.faults.remove(fault)
+                if not fault.matches(method, path):
+                    continue
+                if fault.skip:
+                    fault.skip -= 1
+                    continue
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                if fault.before:
+                    fault.before()
+                if fault.answers_itself:
                     return fault
         return None
 
