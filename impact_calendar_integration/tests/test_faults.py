@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
-"""Fault suite: provider faults, bad input and RPC security, on every provider (Google, Microsoft, CalDAV).
+"""Fault suite: provider faults, bad input and RPC security, on every provider.
 
 Every case drives the real cron entry point (``_cron_push``) against the loopback emulators,
 lets time pass between runs (clears ``next_try``), and ends by comparing the instructor's
