@@ -754,7 +754,7 @@ def addon_fingerprint():
     import hashlib  # pylint: disable=import-outside-toplevel
 
     digest = hashlib.sha256()
-    for folder, dirs, files in sorted(os.walk(os.path.join(REPO, ADDON))):
+    for folder, dirs, files in os.walk(os.path.join(REPO, ADDON)):  # top-down: the pruning below applies
         dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "tests", "i18n", "static"))
         for name in sorted(files):
             if name.endswith((".py", ".xml", ".csv", ".sql")):
