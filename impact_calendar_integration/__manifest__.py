@@ -12,6 +12,7 @@
     "development_status": "Beta",
     "application": False,
     "installable": True,
+    "uninstall_hook": "uninstall_hook",
     "depends": ["calendar", "mail"],
     "external_dependencies": {
         "python": ["google-api-python-client", "msal", "requests", "cryptography", "icalendar"],

@@ -134,22 +134,6 @@ CRON_NOTIFY_FUNCTION = ODOO_NOTIFY_FUNCTION
 CRON_NOTIFY_CHANNEL = "cron_trigger"
 
 
-def trigger_cron_now(cr, cron_id, uid, before="", when="TRUE", params=None):
-    """``ir.cron._trigger()`` in one statement: a trigger at the database's now, to the
-    microsecond, unless the action is inactive (as Odoo does). Returns whether one was made.
-
-    ``before``: a WITH clause run in the same statement (the booking side's change-log append),
-    and ``when``: a condition on it, both constants of the caller with values in ``params``."""
-    cr.execute(  # pylint: disable=sql-injection
-        before + """INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid, write_date)
-           SELECT cron.id, now.utc, %(uid)s, now.utc, %(uid)s, now.utc
-             FROM ir_cron cron, (SELECT statement_timestamp() AT TIME ZONE 'UTC' AS utc) now
-            WHERE cron.id = %(cron)s AND cron.active AND (""" + when + ")",
-        dict(params or {}, cron=cron_id, uid=uid),
-    )
-    return bool(cr.rowcount)
-
-
 def drop_cron_triggers(cr, cron_id, since, while_empty):
     """Delete ``cron_id``'s triggers due from ``since`` to the database's now, provided the
     table ``while_empty`` has no row: in one statement, so one snapshot decides both."""

@@ -3,6 +3,7 @@ from . import impact_calendar_account_attention
 from . import impact_calendar_change
 from . import impact_calendar_credential
 from . import impact_calendar_link
+from . import impact_calendar_link_append
 from . import impact_calendar_synchronizer
 from . import impact_calendar_synchronizer_transactions
 from . import calendar_event

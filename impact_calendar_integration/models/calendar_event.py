@@ -72,7 +72,9 @@ class CalendarEvent(models.Model):
     def _impact_calendar_scope_domain(self):
         """The admin's availability domain (``impact_calendar.event_domain``), or None when it
         does not parse; an empty list means every event."""
-        raw = self.env["ir.config_parameter"].sudo().get_param("impact_calendar.event_domain") or "[]"
+        # Read on booking writes: the cached read itself, without get_param's access check and
+        # the sudo environment it would need for a user who may not read parameters.
+        raw = self.env["ir.config_parameter"]._get_param("impact_calendar.event_domain") or "[]"
         domain = _parse_domain(raw)
         return list(domain) if isinstance(domain, (list, tuple)) else domain  # a copy: the cache is shared
 

@@ -12,27 +12,6 @@ GC_DAYS = 30  # settled links with nothing at the provider, of classes over this
 KEEP_DAYS = 365  # settled links of classes over this long go, whatever the provider holds
 MANAGER = "impact_calendar_integration.group_calendar_integration_manager"
 
-# The booking side's one statement per commit (with compat.trigger_cron_now): append the
-# transaction's changes to the change log, a class's only when it can matter (it has a link, or
-# one of its instructors has an account; deleted classes keep their ids in ``unnest``), then wake
-# the push action if any was appended. ``{instructors}``:
-# calendar.event._impact_calendar_instructors_query(), parameterless.
-APPEND_CHANGES = """
-    WITH event_changes AS (
-        INSERT INTO impact_calendar_change (event_ref, kind)
-        SELECT ref, %(event_kind)s FROM unnest(%(event_refs)s::integer[]) AS ref
-         WHERE EXISTS (SELECT 1 FROM impact_calendar_link link WHERE link.event_ref = ref)
-            OR EXISTS (SELECT 1 FROM ({instructors}) i
-                         JOIN impact_calendar_account a ON a.user_id = i.user_id
-                        WHERE i.event_id = ref)
-        RETURNING 1
-    ), other_changes AS (
-        INSERT INTO impact_calendar_change (event_ref, user_id, kind)
-        SELECT * FROM unnest(%(refs)s::integer[], %(users)s::integer[], %(kinds)s::varchar[])
-        RETURNING 1
-    )
-"""
-
 # A link is made for a class and each of its connected instructors once someone other than its
 # instructors is booked (calendar.event._impact_calendar_not_booked_states); ``{where}``
 # narrows the classes (``e``) or the instructors (``i``). Run by the worker only.
@@ -181,32 +160,14 @@ class ImpactCalendarLink(models.Model):
         changes = [
             (None, user_id, kind) for kind, user_ids in sorted(pending.items()) for user_id in sorted(user_ids)
         ]
-        self._append_and_wake(events, changes)  # SQL only: nothing is left for the ORM to flush after precommit
+        # One SQL statement (impact_calendar_link_append.py): nothing is left for the ORM to
+        # flush after precommit.
+        self._append_and_wake(events, changes)
 
     @api.model
     def _wake_push_action(self):
         """``ir.cron._trigger()`` of the push action, in one statement."""
         self._append_and_wake(always=True)
-
-    @api.model
-    def _append_and_wake(self, events=(), changes=(), always=False):
-        """Append class changes ``events`` and (event_ref, user_id, kind) ``changes``, then wake
-        the push action if any was appended (or ``always``): one statement. Odoo's ``_trigger()``
-        would read the action and create the trigger through the ORM, on every booking commit."""
-        cron = self.env["ir.cron"].sudo().browse(self.env["ir.cron"]._impact_calendar_push_action_id())
-        cron.flush_recordset(["active"])
-        refs, users, kinds = zip(*changes) if changes else ((), (), ())
-        woken = compat.trigger_cron_now(
-            self.env.cr, cron.id or None, self.env.uid,
-            before=APPEND_CHANGES.format(instructors=self._instructors_query()),
-            when="%(always)s OR EXISTS (SELECT 1 FROM event_changes) OR EXISTS (SELECT 1 FROM other_changes)",
-            params={
-                "event_kind": outbox.CHANGE_EVENT, "event_refs": list(events),
-                "refs": list(refs), "users": list(users), "kinds": list(kinds), "always": always,
-            },
-        )
-        if woken:
-            compat.notify_cron_after_commit(cron)
 
     # -- worker side: *fold* the change log into the links -----------------------------------
     @api.model

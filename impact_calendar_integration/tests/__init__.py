@@ -19,3 +19,4 @@ from . import test_departed_users
 from . import test_recovery
 from . import test_attention
 from . import test_provider_folders
+from . import test_append_function

@@ -216,3 +216,10 @@ class TestResourceBookingSync(SyncCase):
                 self.assertEqual(python_says, state != "declined" and bool(students))
                 if links:
                     self.assertEqual(links.user_id, self.teacher | other)
+
+    def test_booking_commits_call_a_function_with_the_bridges_instructors(self):
+        """The booking side's function (impact_calendar_link_append.py) is this registry's: it
+        counts a combination's teachers."""
+        function = self.env["impact.calendar.link"]._impact_calendar_append_function
+        self.env.cr.execute("SELECT prosrc FROM pg_proc WHERE oid = to_regproc(%s)", [function])
+        self.assertIn("resource_booking_combination", self.env.cr.fetchone()[0])
