@@ -36,7 +36,11 @@ with ``time.perf_counter()`` around the HTTP round trip:
 3. ``write`` removing one of the first two (``Command.unlink``).
 
 Blocks of ``--block`` bookings alternate between the servers (OFF, ON, then ON, OFF, ...), case
-after case within a block, so that machine noise hits both alike. Two modes, ``--runs`` runs each:
+after case within a block, so that machine noise hits both alike. Every run starts both servers
+afresh, both with the run's own ``PYTHONHASHSEED``, and warms them up: one server process is faster
+or slower than its twin by a few per cent for reasons of its own (string hashes, memory layout), and
+a new pair per run makes that part of each run's sample instead of a bias shared by all runs. Two
+modes, ``--runs`` runs each:
 
 - ``paused``: the push action (``impact_calendar_integration.ir_cron_push_bookings``) is
   inactive in the ON database: the booking hook's own cost. NB: Odoo's ``ir.cron._trigger()``
@@ -140,7 +144,7 @@ def parse_args():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--blocks", type=int, default=4, help="blocks per server per run")
     parser.add_argument("--block", type=int, default=20, help="bookings per block")
-    parser.add_argument("--warmup", type=int, default=10, help="bookings per server before each mode (not counted)")
+    parser.add_argument("--warmup", type=int, default=10, help="bookings per case and server before each run (not counted)")
     parser.add_argument("--modes", nargs="+", default=["paused", "live"], choices=["paused", "live"])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES),
                         help="who books (default: all); booking and portal install OCA resource_booking "
@@ -454,7 +458,8 @@ main(argv)
 '''
 
 
-def start_server(odoo, db, port, log_path, profile=False, workers=0):
+def start_server(odoo, db, port, log_path, profile=False, workers=0, seed=None):
+    """``seed``: the server's ``PYTHONHASHSEED`` (None: inherited)."""
     if os.path.exists(log_path):
         os.unlink(log_path)
     server_args = [*odoo.base_args(db), f"--db-filter=^{db}$", "--http-interface=127.0.0.1", f"--http-port={port}",
@@ -465,7 +470,9 @@ def start_server(odoo, db, port, log_path, profile=False, workers=0):
     else:
         cmd = [odoo.python, odoo.bin, "server", *server_args]
     with open(log_path + ".stderr", "w", encoding="utf-8") as errors:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True, cwd=odoo.src)
+        env = dict(os.environ, PYTHONHASHSEED=str(seed)) if seed is not None else None
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True, cwd=odoo.src,
+                                env=env)
     SERVERS.append(proc)
     return proc
 
@@ -826,9 +833,9 @@ def main():
     print(f"\ntotal time {time.perf_counter() - started:.0f} s")
 
 
-def start_pair(odoo, dbs, ports, logs, workers=0):
-    procs = {"OFF": start_server(odoo, dbs[0], ports[0], logs["OFF"], workers=workers),
-             "ON": start_server(odoo, dbs[1], ports[1], logs["ON"], workers=workers)}
+def start_pair(odoo, dbs, ports, logs, workers=0, seed=None):
+    procs = {"OFF": start_server(odoo, dbs[0], ports[0], logs["OFF"], workers=workers, seed=seed),
+             "ON": start_server(odoo, dbs[1], ports[1], logs["ON"], workers=workers, seed=seed)}
     for name, port in (("OFF", ports[0]), ("ON", ports[1])):
         wait_ready(port, logs[name], time.time() + 120)
     return procs
@@ -868,54 +875,63 @@ def wait_settled(db, log_path, timeout=60):
     return False
 
 
+def measure_run(args, emulator, dbs, ports, logs, worlds, slots, procs, mode, run):
+    """One run on a freshly started pair: warm-up, then the alternating timed blocks."""
+    clients = {case: {"OFF": Client("OFF", ports[0], dbs[0], worlds[0], case),
+                      "ON": Client("ON", ports[1], dbs[1], worlds[1], case)} for case in args.cases}
+    for pair in clients.values():  # warm-up: registry caches, first-request costs
+        for name in ("OFF", "ON"):
+            run_block(pair[name], slots, args.warmup, 0)
+    if mode == "live" and not wait_settled(dbs[1], logs["ON"]):
+        print("   WARNING: the ON queue did not drain after the warm-up", flush=True)
+    cursors = {name: LogCursor(logs[name]) for name in logs}
+    queue_before = queue_state(dbs[1])
+    pushed_before = emulator.event_count(f"{LOGIN}@example.com")
+    cpu_before = {name: cpu_seconds(procs[name].pid, db) for name, db in zip(("OFF", "ON"), dbs)}
+    settle = (lambda: wait_settled(dbs[1], logs["ON"])) if mode == "live" else None
+    spans = []
+    samples = measure(clients, slots, args, run, settle, spans)
+    beside = pushes_beside(spans, emulator.push_times())
+    drained = wait_drained(dbs[1]) if mode == "live" else None
+    cpu = {name: cpu_spent(cpu_before[name], cpu_seconds(procs[name].pid, db)) for name, db in zip(("OFF", "ON"), dbs)}
+    queue_after = queue_state(dbs[1])
+    pushed = emulator.event_count(f"{LOGIN}@example.com") - pushed_before
+    med = {case: {name: medians(pair[name], case) for name in pair} for case, pair in samples.items()}
+    stats = {name: request_stats(cursors[name].read()) for name in cursors}
+    ratios = ", ".join(f"{case} {med[case]['ON'][total_key(case)] / med[case]['OFF'][total_key(case)]:.3f}"
+                       for case in med)
+    print(f"   {mode} run {run + 1}: ON/OFF booking medians: {ratios}; ON queue dirty/synced/links "
+          f"{queue_before} -> {queue_after}; events created at the emulator {pushed}; CPU (server + its "
+          f"PostgreSQL backends) OFF {cpu['OFF']:.2f} s, ON {cpu['ON']:.2f} s, ratio {cpu['ON'] / cpu['OFF']:.3f}; "
+          f"pushes during timed ON blocks {sum(beside.values())} ({beside})",
+          flush=True)
+    return {"medians": med, "stats": stats, "n": args.blocks * args.block,
+            "queue_before": queue_before, "queue_after": queue_after,
+            "pushed_events": pushed, "drained": drained, "cpu": cpu,
+            "pushes_beside_timed_on_blocks": beside}
+
+
 def benchmark(odoo, args, emulator, dbs, ports, logs, worlds):
     per_mode = {}
     print(f"\n{args.runs} runs x {len(args.modes)} modes; cases {', '.join(args.cases)}; per run, case and server "
           f"{args.blocks} blocks of {args.block} bookings, alternating; think time {args.think_ms:g} ms; "
           f"--workers={args.workers}", flush=True)
     slots = Slots()  # one for all modes: a later mode's bookings must not meet an earlier one's
-    for mode in args.modes:
+    for mode_index, mode in enumerate(args.modes):
         set_push_cron(dbs[1], mode == "live")
-        procs = start_pair(odoo, dbs, ports, logs, args.workers)  # fresh servers per mode: the cron state is read at start too
-        try:
-            clients = {case: {"OFF": Client("OFF", ports[0], dbs[0], worlds[0], case),
-                              "ON": Client("ON", ports[1], dbs[1], worlds[1], case)} for case in args.cases}
-            for pair in clients.values():  # warm-up: registry caches, first-request costs
-                for name in ("OFF", "ON"):
-                    run_block(pair[name], slots, args.warmup, 0)
-            if mode == "live" and not wait_drained(dbs[1]):
-                print("   WARNING: the ON queue did not drain after the warm-up", flush=True)
-            per_mode[mode] = []
-            for run in range(args.runs):
-                cursors = {name: LogCursor(logs[name]) for name in logs}
-                queue_before = queue_state(dbs[1])
-                pushed_before = emulator.event_count(f"{LOGIN}@example.com")
-                cpu_before = {name: cpu_seconds(procs[name].pid, db) for name, db in zip(("OFF", "ON"), dbs)}
-                settle = (lambda: wait_settled(dbs[1], logs["ON"])) if mode == "live" else None
-                spans = []
-                samples = measure(clients, slots, args, run, settle, spans)
-                beside = pushes_beside(spans, emulator.push_times())
-                drained = wait_drained(dbs[1]) if mode == "live" else None
-                cpu = {name: cpu_spent(cpu_before[name], cpu_seconds(procs[name].pid, db))
-                       for name, db in zip(("OFF", "ON"), dbs)}
-                queue_after = queue_state(dbs[1])
-                pushed = emulator.event_count(f"{LOGIN}@example.com") - pushed_before
-                med = {case: {name: medians(pair[name], case) for name in pair} for case, pair in samples.items()}
-                stats = {name: request_stats(cursors[name].read()) for name in cursors}
-                per_mode[mode].append({"medians": med, "stats": stats, "n": args.blocks * args.block,
-                                       "queue_before": queue_before, "queue_after": queue_after,
-                                       "pushed_events": pushed, "drained": drained, "cpu": cpu,
-                                       "pushes_beside_timed_on_blocks": beside})
-                ratios = ", ".join(f"{case} {med[case]['ON'][total_key(case)] / med[case]['OFF'][total_key(case)]:.3f}"
-                                   for case in med)
-                print(f"   {mode} run {run + 1}: ON/OFF booking medians: {ratios}; ON queue dirty/synced/links "
-                      f"{queue_before} -> {queue_after}; events created at the emulator {pushed}; CPU (server + its "
-                      f"PostgreSQL backends) OFF {cpu['OFF']:.2f} s, ON {cpu['ON']:.2f} s, ratio {cpu['ON'] / cpu['OFF']:.3f}; "
-                      f"pushes during timed ON blocks {sum(beside.values())} ({beside})",
-                      flush=True)
-        finally:
-            for proc in procs.values():
-                stop_server(proc)
+        per_mode[mode] = []
+        for run in range(args.runs):
+            # A fresh pair of servers for every run (the cron state is read at start too), both
+            # with the run's own hash seed: what one server process happens to be (its string
+            # hashes, its memory layout) is then part of one run's sample, not of every run's, and
+            # the median over runs averages it out. The same seed for both keeps the twins alike.
+            seed = 1 + run + 100 * mode_index
+            procs = start_pair(odoo, dbs, ports, logs, args.workers, seed=seed)
+            try:
+                per_mode[mode].append(measure_run(args, emulator, dbs, ports, logs, worlds, slots, procs, mode, run))
+            finally:
+                for proc in procs.values():
+                    stop_server(proc)
         report({mode: per_mode[mode]})  # now: a failure in a later mode does not lose this one
     set_push_cron(dbs[1], True)
     summary(per_mode)
