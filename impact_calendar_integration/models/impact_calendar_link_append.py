@@ -29,16 +29,18 @@ FUNCTION_PREFIX = "impact_calendar_append_"
 # Append class changes (a class's only when it can matter: it has a link, or one of its
 # instructors has an account; deleted classes keep their ids in ``unnest``) and user changes,
 # then wake the push action if any was appended or ``always``: a trigger at the database's now,
-# unless the action is inactive, as ``ir.cron._trigger()`` does. ``{instructors}``:
+# unless the action is inactive, as ``ir.cron._trigger()`` does. ``OFFSET 0`` keeps each EXISTS
+# a lookup by the class's id: a plan made once, for any number of classes, would otherwise hash
+# the whole link table and every class's instructors on each call. ``{instructors}``:
 # calendar.event._impact_calendar_instructors_query(); the other fields are the arguments.
 APPEND = """
     WITH event_changes AS (
         INSERT INTO impact_calendar_change (event_ref, kind)
         SELECT ref, {event_kind} FROM unnest({event_refs}) AS ref
-         WHERE EXISTS (SELECT 1 FROM impact_calendar_link link WHERE link.event_ref = ref)
+         WHERE EXISTS (SELECT 1 FROM impact_calendar_link link WHERE link.event_ref = ref OFFSET 0)
             OR EXISTS (SELECT 1 FROM ({instructors}) i
                          JOIN impact_calendar_account a ON a.user_id = i.user_id
-                        WHERE i.event_id = ref)
+                        WHERE i.event_id = ref OFFSET 0)
         RETURNING 1
     ), user_changes AS (
         INSERT INTO impact_calendar_change (event_ref, user_id, kind)

@@ -55,6 +55,20 @@ class TestAppendFunction(TransactionCase):
         self.assertEqual(settings, ["plan_cache_mode=force_generic_plan"])
         self.assertIn("impact_calendar_account", source)
 
+    def test_its_plan_looks_each_class_up(self):
+        """The kept plan is made for any number of classes: each EXISTS must stay a lookup by
+        the class's id, never a hash of the whole link table or of every class's instructors."""
+        cr = self.env.cr
+        statement = self.links._append_statement({arg: f"${n}" for n, (arg, _type) in enumerate(append.ARGUMENTS, 1)})
+        types = ", ".join(sql_type for _arg, sql_type in append.ARGUMENTS)
+        cr.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cr.execute(f"PREPARE impact_calendar_append_plan ({types}) AS {statement}")  # pylint: disable=sql-injection
+        self.addCleanup(cr.execute, "DEALLOCATE impact_calendar_append_plan")
+        cr.execute("EXPLAIN EXECUTE impact_calendar_append_plan('event', '{1}', '{}', '{}', '{}', 1, 1, false)")
+        plan = "\n".join(row[0] for row in cr.fetchall())
+        self.assertIn("SubPlan", plan)
+        self.assertNotIn("hashed", plan)
+
     def test_the_function_and_the_statement_append_alike(self):
         user = (None, self.teacher.id, outbox.CHANGE_USER)
         cases = [
