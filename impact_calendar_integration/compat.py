@@ -158,6 +158,11 @@ class CronNotifyOverride:
         return super()._notifydb()
 
 
-def notify_cron_after_commit(cron):
-    """Wake the cron threads once the transaction is committed, as ``ir.cron._trigger`` does."""
-    cron.env.cr.postcommit.add(cron._notifydb)
+def notify_cron_after_commit(cron, unless=None):
+    """Wake the cron threads once the transaction is committed, as ``ir.cron._trigger`` does,
+    unless ``unless()`` then says that none needs it."""
+    def wake():
+        if not (unless and unless()):
+            cron._notifydb()
+
+    cron.env.cr.postcommit.add(wake)

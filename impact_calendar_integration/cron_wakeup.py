@@ -9,8 +9,12 @@ connection in autocommit that is made once per server process and made again if 
 
 A trigger in the future (a retry's due time) is seen by Odoo's cron threads only at their next
 poll, up to a minute later: ``notify_at`` wakes them at that time from a timer of this process.
+
+A booking commit made while a push run of the same process is under way wakes no one: that run,
+or the scheduler's next one for its trigger, takes the change (``running``, ``covered``).
 """
 
+import contextlib
 import logging
 import os
 import threading
@@ -28,6 +32,7 @@ _logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _kept = {}  # os.getpid() -> connection: a forked worker never uses its parent's
 _timers = {}  # (os.getpid(), dbname) -> [(naive UTC time, Timer)]: the wake-ups to come
+_runs = {}  # (os.getpid(), dbname) -> [naive UTC time each run began]: push runs under way
 LATE = 0.5  # seconds after the due time: the trigger's call_at must have passed on the database's clock
 
 
@@ -47,6 +52,30 @@ def notify(dbname):
             _logger.debug("cron workers notified")
             return True
     return False
+
+
+@contextlib.contextmanager
+def running(dbname, since):
+    """Around a push run of this process: ``since``, the database's clock when it began (before
+    Odoo's scheduler could drop a trigger for it)."""
+    key = (os.getpid(), dbname)
+    with _lock:
+        _runs.setdefault(key, []).append(since)
+    try:
+        yield
+    finally:
+        with _lock:
+            _runs[key].remove(since)
+
+
+def covered(dbname, at):
+    """Whether a push run of this process that began at or before ``at`` (the database's clock)
+    is under way: a change committed with a trigger at ``at`` is then taken by that run, or by
+    the run Odoo's scheduler starts again right after it for that trigger (a trigger made after a
+    run began outlives the run's clean-up: see the synchronizer's _drop_spent_triggers). So that
+    commit need not wake every cron thread of the cluster."""
+    with _lock:
+        return any(since <= at for since in _runs.get((os.getpid(), dbname), ()))
 
 
 def notify_at(dbname, at):

@@ -19,7 +19,7 @@ import psycopg2
 from odoo import api, models
 from odoo.tools import SQL
 
-from .. import compat
+from .. import compat, cron_wakeup
 from ..sync import outbox
 
 _logger = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ APPEND = """
       FROM ir_cron cron, (SELECT statement_timestamp() AT TIME ZONE 'UTC' AS utc) now
      WHERE cron.id = {cron} AND cron.active
        AND ({always} OR EXISTS (SELECT 1 FROM event_changes) OR EXISTS (SELECT 1 FROM user_changes))
+    RETURNING call_at
 """
 # (argument, SQL type), in the function's order.
 ARGUMENTS = (
@@ -61,11 +62,12 @@ ARGUMENTS = (
 # Whether the function exists, and whether this role may make it (no ERROR line when not).
 CHECK = "SELECT to_regproc(%s) IS NOT NULL, has_schema_privilege(current_schema(), 'CREATE')"
 FUNCTION = """
-    CREATE FUNCTION {name}({arguments}) RETURNS boolean
+    CREATE FUNCTION {name}({arguments}) RETURNS timestamp
     LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $impact_calendar$
+    DECLARE woken_at timestamp;
     BEGIN
-        {statement};
-        RETURN FOUND;
+        {statement} INTO woken_at;
+        RETURN woken_at;
     END
     $impact_calendar$
 """
@@ -134,14 +136,17 @@ class ImpactCalendarLinkAppend(models.Model):
             cr.execute(SQL("SELECT %s(%s)", SQL.identifier(function), SQL(", ").join(
                 SQL("%s::%s", args[arg], SQL(sql_type)) for arg, sql_type in ARGUMENTS
             )))
-            woken = cr.fetchone()[0]
         else:
             cr.execute(self._append_statement(  # pylint: disable=sql-injection
                 {arg: f"%({arg})s::{sql_type}" for arg, sql_type in ARGUMENTS}
             ), args)
-            woken = bool(cr.rowcount)
-        if woken:
-            compat.notify_cron_after_commit(cron)
+        woken_at = (cr.fetchone() or [None])[0]  # the trigger's time, None without one
+        if woken_at:
+            # A push run of this process that began before the trigger takes the change, or is
+            # run again right after for it: waking every cron thread of the cluster once per
+            # booking commit would only make them look for work.
+            dbname = cr.dbname
+            compat.notify_cron_after_commit(cron, unless=lambda: cron_wakeup.covered(dbname, woken_at))
 
 
 def drop_append_functions(cr):

@@ -37,9 +37,15 @@ class ImpactCalendarSynchronizer(models.AbstractModel):
     # (its transactions: impact_calendar_synchronizer_transactions.py)
     @api.model
     def _cron_push(self, time_budget=TIME_BUDGET):
+        run_started = self._db_now()  # before any wait: see _drop_spent_triggers
+        # This process's booking commits leave their wake-up to this run (cron_wakeup.covered).
+        with cron_wakeup.running(self.env.cr.dbname, run_started):
+            return self._run_push(run_started, time_budget)
+
+    @api.model
+    def _run_push(self, run_started, time_budget):
         pacer = PACER
         cpu_started = pacer.thread_clock()
-        run_started = self._db_now()  # before any wait: see _drop_spent_triggers
         self._keep_run_gap()
         started = pacer.clock()
         done = 0

@@ -45,27 +45,53 @@ class TestCronWakeup(TransactionCase):
         return []
 
     def _made_by_wake_up(self):
-        """The push action's trigger rows that one ``_wake_push_action`` made, and its
-        postcommit wake-ups."""
+        """The push action's trigger rows that one ``_wake_push_action`` made, and how many
+        times its postcommit work, run then, woke the cron threads."""
         triggers = self.env["ir.cron.trigger"].sudo()
         before = triggers.search([("cron_id", "=", self.push.id)])
-        with patch.object(type(self.env["ir.cron"]), "_notifydb") as notifydb:
-            self.env["impact.calendar.link"]._wake_push_action()
-            queued = [func for func in self.env.cr.postcommit._funcs if func is notifydb]
+        earlier = list(self.env.cr.postcommit._funcs)
+        self.env["impact.calendar.link"]._wake_push_action()
+        queued = [func for func in self.env.cr.postcommit._funcs if func not in earlier]
         self.env.cr.postcommit._funcs.clear()  # nothing is committed in a test
-        return triggers.search([("cron_id", "=", self.push.id)]) - before, queued
+        with patch.object(type(self.env["ir.cron"]), "_notifydb") as notifydb:
+            for func in queued:
+                func()
+        return triggers.search([("cron_id", "=", self.push.id)]) - before, notifydb.call_count
+
+    def _db_now(self):
+        self.env.cr.execute("SELECT statement_timestamp() AT TIME ZONE 'UTC'")
+        return self.env.cr.fetchone()[0]
 
     def test_a_booking_commit_wakes_the_push_action_once(self):
-        self.env.cr.execute("SELECT statement_timestamp() AT TIME ZONE 'UTC'")
-        now = self.env.cr.fetchone()[0]
-        made, queued = self._made_by_wake_up()
+        now = self._db_now()
+        made, notified = self._made_by_wake_up()
         self.assertEqual(len(made), 1)
-        self.assertEqual(len(queued), 1)
+        self.assertEqual(notified, 1)
         self.assertLessEqual(abs((made.call_at - now).total_seconds()), 2)
 
     def test_an_inactive_push_action_is_not_woken(self):
         self.push.active = False
-        self.assertEqual(self._made_by_wake_up(), (self.env["ir.cron.trigger"], []))
+        self.assertEqual(self._made_by_wake_up(), (self.env["ir.cron.trigger"], 0))
+
+    def test_a_run_of_this_process_under_way_takes_the_wake_up(self):
+        """A commit made while a push run of this process is under way wakes no cron thread of
+        the cluster: that run, or the scheduler's next one for the trigger, takes the change.
+        The trigger is made all the same."""
+        with cron_wakeup.running(self.env.cr.dbname, self._db_now() - timedelta(seconds=1)):
+            made, notified = self._made_by_wake_up()
+        self.assertEqual((len(made), notified), (1, 0))
+
+    def test_a_run_begun_after_the_trigger_leaves_the_wake_up_to_it(self):
+        """The scheduler may drop a trigger made before the run it started: that one wakes."""
+        with cron_wakeup.running(self.env.cr.dbname, self._db_now() + timedelta(seconds=5)):
+            made, notified = self._made_by_wake_up()
+        self.assertEqual((len(made), notified), (1, 1))
+
+    def test_once_the_run_is_over_commits_wake_the_workers_again(self):
+        with cron_wakeup.running(self.env.cr.dbname, self._db_now() - timedelta(seconds=1)):
+            pass
+        made, notified = self._made_by_wake_up()
+        self.assertEqual((len(made), notified), (1, 1))
 
     def _kept_pid(self):
         return cron_wakeup._kept[os.getpid()].get_backend_pid()
