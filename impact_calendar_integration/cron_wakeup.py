@@ -10,8 +10,8 @@ connection in autocommit that is made once per server process and made again if 
 A trigger in the future (a retry's due time) is seen by Odoo's cron threads only at their next
 poll, up to a minute later: ``notify_at`` wakes them at that time from a timer of this process.
 
-A booking commit made while a push run of the same process is under way wakes no one: that run,
-or the scheduler's next one for its trigger, takes the change (``running``, ``covered``).
+A booking commit made while a push run of the same process is under way wakes no one: that run
+takes the change, or wakes the cron threads once when it ends (``running``, ``covered``).
 """
 
 import contextlib
@@ -57,25 +57,33 @@ def notify(dbname):
 @contextlib.contextmanager
 def running(dbname, since):
     """Around a push run of this process: ``since``, the database's clock when it began (before
-    Odoo's scheduler could drop a trigger for it)."""
+    Odoo's scheduler could drop a trigger for it). A run that commits left their wake-up to
+    wakes the cron threads once when it ends: Odoo's scheduler does not look for triggers after
+    a run by itself, and one made after the run's last look at the change log is still there."""
     key = (os.getpid(), dbname)
+    run = [since, False]  # when it began; whether a commit left its wake-up to it
     with _lock:
-        _runs.setdefault(key, []).append(since)
+        _runs.setdefault(key, []).append(run)
     try:
         yield
     finally:
         with _lock:
-            _runs[key].remove(since)
+            _runs[key] = [other for other in _runs[key] if other is not run]
+        if run[1] and not notify(dbname):
+            _logger.warning("The cron workers of %s could not be woken after a push run", dbname)
 
 
 def covered(dbname, at):
     """Whether a push run of this process that began at or before ``at`` (the database's clock)
-    is under way: a change committed with a trigger at ``at`` is then taken by that run, or by
-    the run Odoo's scheduler starts again right after it for that trigger (a trigger made after a
-    run began outlives the run's clean-up: see the synchronizer's _drop_spent_triggers). So that
-    commit need not wake every cron thread of the cluster."""
+    is under way. A commit whose trigger was made at ``at`` then need not wake every cron thread
+    of the cluster: that run takes the change, or wakes them when it ends (``running``), and a
+    trigger made after a run began outlives the run's clean-up (see the synchronizer's
+    _drop_spent_triggers)."""
     with _lock:
-        return any(since <= at for since in _runs.get((os.getpid(), dbname), ()))
+        runs = [run for run in _runs.get((os.getpid(), dbname), ()) if run[0] <= at]
+        for run in runs:
+            run[1] = True
+        return bool(runs)
 
 
 def notify_at(dbname, at):

@@ -142,9 +142,9 @@ class ImpactCalendarLinkAppend(models.Model):
             ), args)
         woken_at = (cr.fetchone() or [None])[0]  # the trigger's time, None without one
         if woken_at:
-            # A push run of this process that began before the trigger takes the change, or is
-            # run again right after for it: waking every cron thread of the cluster once per
-            # booking commit would only make them look for work.
+            # A push run of this process that began before the trigger takes the change, or
+            # wakes the cron threads once when it ends: waking every cron thread of the cluster
+            # once per booking commit would only make them look for work.
             dbname = cr.dbname
             compat.notify_cron_after_commit(cron, unless=lambda: cron_wakeup.covered(dbname, woken_at))
 
