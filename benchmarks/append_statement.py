@@ -19,11 +19,6 @@ import time
 import psycopg2
 
 PREFIX = "impact_calendar_append_"
-# The function's arguments, in its order (models/impact_calendar_link_append.py: ARGUMENTS).
-ARGUMENTS = (
-    ("event_kind", "varchar"), ("event_refs", "integer[]"), ("refs", "integer[]"), ("users", "integer[]"),
-    ("kinds", "varchar[]"), ("uid", "integer"), ("cron", "integer"), ("always", "boolean"),
-)
 
 
 def main():
@@ -33,9 +28,12 @@ def main():
     args = parser.parse_args()
     cnx = psycopg2.connect(host="127.0.0.1", port=5432, user="odoo", password="odoo", dbname=args.db)
     cr = cnx.cursor()
-    cr.execute("SELECT proname, prosrc FROM pg_proc WHERE left(proname, %s) = %s ORDER BY oid DESC LIMIT 1",
+    cr.execute("""SELECT proname, prosrc, proargnames,
+                         ARRAY(SELECT format_type(t, NULL) FROM unnest(proargtypes) WITH ORDINALITY AS a(t, n) ORDER BY n)
+                    FROM pg_proc WHERE left(proname, %s) = %s ORDER BY oid DESC LIMIT 1""",
                [len(PREFIX), PREFIX])
-    name, source = cr.fetchone()  # the newest: the one the current registry made
+    name, source, names, types = cr.fetchone()  # the newest: the one the current registry made
+    arguments = [(arg.removeprefix("p_"), sql_type) for arg, sql_type in zip(names, types)]  # as the function has them
     body = source[source.index("WITH"):source.rindex("INTO woken_at")]
     cr.execute("SELECT res_id FROM ir_model_data WHERE module = 'impact_calendar_integration'"
                " AND name = 'ir_cron_push_bookings'")
@@ -44,10 +42,10 @@ def main():
     values = {"event_kind": "event", "event_refs": [cr.fetchone()[0]], "refs": [], "users": [], "kinds": [],
               "uid": 2, "cron": cron, "always": False}
     statement, generic = body, body
-    for position, (arg, sql_type) in enumerate(ARGUMENTS, 1):
+    for position, (arg, sql_type) in enumerate(arguments, 1):
         statement = statement.replace(f"p_{arg}", f"%({arg})s::{sql_type}")
         generic = generic.replace(f"p_{arg}", f"${position}")
-    call = f"SELECT {name}(" + ", ".join(f"%({arg})s::{sql_type}" for arg, sql_type in ARGUMENTS) + ")"
+    call = f"SELECT {name}(" + ", ".join(f"%({arg})s::{sql_type}" for arg, sql_type in arguments) + ")"
 
     def median_ms(sql):
         times = []
@@ -63,7 +61,7 @@ def main():
         print(f"   SELECT 1 {median_ms('SELECT 1'):.3f} ms | statement sent as such {median_ms(statement):.3f} ms"
               f" | through the function {median_ms(call):.3f} ms")
     cr.execute("SET plan_cache_mode = force_generic_plan")
-    cr.execute(f"PREPARE kept ({', '.join(t for _a, t in ARGUMENTS)}) AS {generic}")
+    cr.execute(f"PREPARE kept ({', '.join(types)}) AS {generic}")
     cr.execute("EXPLAIN (ANALYZE, SUMMARY) EXECUTE kept('event', %(event_refs)s, '{}', '{}', '{}', 2, %(cron)s, false)",
                values)
     plan = [row[0] for row in cr.fetchall()]
