@@ -63,8 +63,7 @@ class TestCronWakeup(TransactionCase):
         return triggers.search([("cron_id", "=", self.push.id)]) - before, notifydb.call_count
 
     def _db_now(self):
-        self.env.cr.execute("SELECT statement_timestamp() AT TIME ZONE 'UTC'")
-        return self.env.cr.fetchone()[0]
+        return self.env["impact.calendar.synchronizer"]._db_now()
 
     def test_a_booking_commit_wakes_the_push_action_once(self):
         now = self._db_now()
